@@ -1,0 +1,124 @@
+"""Building blocks shared by the MobileNet families.
+
+Every helper takes the layer-name prefix it must use, so a weight file or a converted tensor can be
+traced to the same block in every architecture, resolution and export. Keras is imported lazily by
+the callers' modules; these functions receive Keras tensors.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mobile_export.models.conventions import Conventions
+
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "linear")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor``, never more than 10% below ``value``.
+
+    MobileNet V2 and V3 keep every channel count a multiple of 8 after applying the width
+    multiplier, because mobile kernels vectorize over 8 or 16 channels.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def activation(x, kind: str, name: str):
+    """Apply ``kind`` as a named layer; ``"linear"`` (a linear bottleneck) adds no layer."""
+    if kind == "linear":
+        return x
+    if kind == "relu":
+        return layers.ReLU(name=f"{name}_relu")(x)
+    if kind == "relu6":
+        return layers.ReLU(max_value=6.0, name=f"{name}_relu6")(x)
+    if kind == "hard_swish":
+        return layers.Activation("hard_swish", name=f"{name}_hswish")(x)
+    raise ValueError(f"Unknown activation {kind!r}; expected one of {', '.join(ACTIVATIONS)}.")
+
+
+def _padding(x, kernel_size: int, strides: int, conventions: Conventions, name: str):
+    """Return ``(x, padding)`` so that a convolution pads as ``conventions`` say.
+
+    Stride 1 and odd kernels pad symmetrically under every convention, as does stride 2 on an odd
+    input, so only stride 2 on an even input needs an explicit ZeroPadding2D. Skipping it where it
+    is not needed keeps PAD ops out of the exported graph.
+    """
+    if strides == 1 or conventions.stride2_padding == "same":
+        return x, "same"
+    height, width = x.shape[1], x.shape[2]
+    if height % 2 == 1 and width % 2 == 1:
+        return x, "same"
+    return layers.ZeroPadding2D(padding=kernel_size // 2, name=f"{name}_pad")(x), "valid"
+
+
+def conv_bn(
+    x,
+    *,
+    filters: int,
+    kernel_size: int,
+    strides: int,
+    act: str,
+    conventions: Conventions,
+    name: str,
+):
+    """Convolution without bias, BatchNorm, then the activation ``act``."""
+    x, padding = _padding(x, kernel_size, strides, conventions, name)
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        name=f"{name}_conv",
+    )(x)
+    x = layers.BatchNormalization(epsilon=conventions.bn_epsilon, name=f"{name}_bn")(x)
+    return activation(x, act, name)
+
+
+def depthwise_bn(
+    x,
+    *,
+    kernel_size: int,
+    strides: int,
+    act: str,
+    conventions: Conventions,
+    name: str,
+):
+    """Depthwise convolution (one filter per channel) without bias, BatchNorm, activation."""
+    x, padding = _padding(x, kernel_size, strides, conventions, name)
+    x = layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        name=f"{name}_conv",
+    )(x)
+    x = layers.BatchNormalization(epsilon=conventions.bn_epsilon, name=f"{name}_bn")(x)
+    return activation(x, act, name)
+
+
+def normalize(pixels, conventions: Conventions):
+    """Map 0..255 RGB pixels to the network's input range, as a layer inside the model."""
+    variance = [s * s for s in conventions.std]
+    return layers.Normalization(
+        axis=-1, mean=list(conventions.mean), variance=variance, name="normalize"
+    )(pixels)
+
+
+def classifier_head(x, *, num_classes: int, conventions: Conventions):
+    """Global average pooling, a dense classifier and, if the conventions say so, a softmax."""
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    if conventions.output == "probabilities":
+        x = layers.Softmax(name="probabilities")(x)
+    return x
+
+
+def pixel_input(height: int, width: int, batch_size: int | None):
+    """The model input: RGB pixels in 0..255 as float32, NHWC."""
+    return keras.Input(shape=(height, width, 3), batch_size=batch_size, name="pixels")
