@@ -1,0 +1,49 @@
+"""Import TensorFlow quietly, and keep the converter's console output out of the user's terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def import_tensorflow():
+    """Import TensorFlow with its C++ info logs off; users see our log lines, not TF's banner."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@contextlib.contextmanager
+def captured_output(log_path: Path | None):
+    """Send everything written to file descriptors 1 and 2 to ``log_path`` while the block runs.
+
+    The TFLite converter and Keras' export print hundreds of lines from C++ and Python; a clean
+    terminal needs the redirect at the descriptor level. On an exception the log is kept so the
+    caller can point the user at it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if log_path is None:
+        handle, name = tempfile.mkstemp(suffix=".log")
+        os.close(handle)
+        target = Path(name)
+    else:
+        target = log_path
+    saved = os.dup(1), os.dup(2)
+    with open(target, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield target
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

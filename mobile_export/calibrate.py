@@ -1,0 +1,57 @@
+"""The representative dataset: what full-integer quantization calibrates activation ranges on.
+
+Samples are the prepared calibration photos first, then augmented copies of them (mirror, a
+random crop resized back with the contract's own bilinear filter, brightness and contrast jitter)
+until ``count`` is reached. A handful of photos thus still gives ranges from varied inputs.
+
+One sample is a contrast stretch of the first photo to the full 0..255 range. The input tensor's
+quantization comes from the smallest and largest calibration pixel; with both 0 and 255 present,
+uint8 input gets scale 1 and zero point 0, so raw pixels pass into the model unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mobile_export.contract import _bilinear_resize
+
+DEFAULT_SAMPLES = 100
+
+
+def representative_dataset(images: np.ndarray, *, count: int = DEFAULT_SAMPLES, seed: int = 0) -> np.ndarray:
+    """Return ``count`` float32 samples ``(count, H, W, 3)`` in 0..255 built from ``images``."""
+    if len(images) == 0:
+        raise ValueError("Calibration needs at least one image.")
+    rng = np.random.default_rng(seed)
+    samples = [_stretch_to_full_range(images[0])]
+    samples.extend(images[: count - 1])
+    while len(samples) < count:
+        samples.append(_augment(images[rng.integers(len(images))], rng))
+    return np.stack(samples[:count]).astype(np.float32)
+
+
+def _stretch_to_full_range(image: np.ndarray) -> np.ndarray:
+    values = image.astype(np.float32)
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        stretched = np.zeros_like(values)
+        stretched[..., 0] = 255.0
+        return stretched.astype(np.uint8)
+    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    height, width = image.shape[:2]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+
+    scale = rng.uniform(0.6, 1.0)
+    crop_h, crop_w = max(8, int(height * scale)), max(8, int(width * scale))
+    top = int(rng.integers(0, height - crop_h + 1))
+    left = int(rng.integers(0, width - crop_w + 1))
+    image = _bilinear_resize(np.ascontiguousarray(image[top : top + crop_h, left : left + crop_w]), height, width)
+
+    gain = rng.uniform(0.75, 1.25)
+    offset = rng.uniform(-25.0, 25.0)
+    jittered = image.astype(np.float32) * gain + offset
+    return np.clip(np.round(jittered), 0, 255).astype(np.uint8)

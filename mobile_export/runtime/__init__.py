@@ -1,0 +1,1 @@
+"""Running exported models the way a phone would."""

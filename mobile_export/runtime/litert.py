@@ -1,0 +1,57 @@
+"""Run a .tflite model in the LiteRT interpreter, taking raw pixels and returning float outputs.
+
+Quantizing the input and dequantizing the output use the scale and zero point read from the model
+itself, exactly as an app must, so a misread dtype or zero point shows up here first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class LiteRTModel:
+    """A loaded .tflite model: ``run(pixels)`` maps one HxWx3 uint8 image to float outputs."""
+
+    def __init__(self, model: Path | bytes, *, num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            self._interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self._interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        (self.input,) = self._interpreter.get_input_details()
+        (self.output,) = self._interpreter.get_output_details()
+
+    def quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+        """Turn uint8 pixels into the model's input tensor with its own dtype, scale and zero point."""
+        dtype = np.dtype(self.input["dtype"])
+        values = pixels.astype(np.float32)[None]
+        if dtype.kind == "f":
+            return values.astype(dtype)
+        scale, zero_point = self.input["quantization"]
+        info = np.iinfo(dtype)
+        quantized = np.round(values / scale) + zero_point
+        return np.clip(quantized, info.min, info.max).astype(dtype)
+
+    def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        if np.dtype(self.output["dtype"]).kind == "f":
+            return raw.astype(np.float32)
+        scale, zero_point = self.output["quantization"]
+        return (raw.astype(np.float32) - zero_point) * np.float32(scale)
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """Return the dequantized output row for one prepared ``HxWx3`` uint8 image."""
+        self._interpreter.set_tensor(self.input["index"], self.quantize_input(pixels))
+        self._interpreter.invoke()
+        return self.dequantize_output(self._interpreter.get_tensor(self.output["index"]))[0]
+
+    def run_all(self, images: np.ndarray, progress=None) -> np.ndarray:
+        outputs = []
+        for index, pixels in enumerate(images):
+            outputs.append(self.run(pixels))
+            if progress is not None:
+                progress(index + 1, len(images))
+        return np.stack(outputs)

@@ -1,0 +1,140 @@
+"""Parity metrics between the float Keras model and an export, and the gate that judges them.
+
+All metrics compare the two models' output vectors image by image (logits, or probabilities for
+models that end in a softmax):
+
+- ``top1_agreement``: share of images whose top-1 class is the same.
+- ``top5_agreement``: share of images whose float top-1 class is among the export's top 5.
+- ``cosine_mean`` / ``cosine_min``: cosine similarity of the two output vectors.
+- ``sqnr_db``: median over images of the signal-to-quantization-noise ratio
+  ``10 * log10(sum(f ** 2) / sum((f - q) ** 2))``; ``sqnr_db_min`` is the worst image.
+- ``max_abs_error``: the largest absolute difference of any output over all images.
+
+These are agreement measures, not accuracy: they say whether the phone will give the float
+model's answers, whatever those are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# A perfect match has infinite SQNR; JSON has no infinity, so it is capped here.
+MAX_SQNR_DB = 200.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """Thresholds an export must meet; ``None`` leaves a metric unchecked."""
+
+    min_top1_agreement: float | None = None
+    min_top5_agreement: float | None = None
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    max_abs_error: float | None = None
+
+    def failures(self, metrics: dict) -> list[str]:
+        """Return one sentence per threshold that ``metrics`` misses."""
+        checks = (
+            ("top1_agreement", self.min_top1_agreement, ">="),
+            ("top5_agreement", self.min_top5_agreement, ">="),
+            ("cosine_min", self.min_cosine, ">="),
+            ("sqnr_db", self.min_sqnr_db, ">="),
+            ("max_abs_error", self.max_abs_error, "<="),
+        )
+        failures = []
+        for key, threshold, relation in checks:
+            if threshold is None:
+                continue
+            value = metrics[key]
+            passed = value >= threshold if relation == ">=" else value <= threshold
+            if not passed:
+                failures.append(f"{key} {value:.4g} is not {relation} {threshold:g}")
+        return failures
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Defaults per mode, from measurement with the torchvision ImageNet MobileNetV2 on the 13 bundled
+# validation photos (the measured values are in the README's "Parity gates" section):
+# - fp32 TFLite differs from Keras only by float reordering (max error about 1e-5 on logits of
+#   magnitude 10-20), so any changed answer or error above 1e-3 means a broken conversion.
+# - Plain full int8 changes some top-1 answers on real photos; the gate catches broken models
+#   (a misread zero point or scale gives cosine near 0 and negative SQNR) without failing the
+#   plain converter's honest result. The report says how many answers changed.
+DEFAULT_GATES = {
+    "fp32": Gate(min_top1_agreement=1.0, min_top5_agreement=1.0, min_cosine=0.9999, max_abs_error=1e-3),
+    "int8": Gate(min_top1_agreement=0.5, min_top5_agreement=0.8, min_cosine=0.9, min_sqnr_db=8.0),
+}
+
+
+def gate_for(mode: str, overrides: dict | None = None) -> Gate:
+    """The default gate for ``mode`` with any user overrides (keys of :class:`Gate`) applied."""
+    gate = DEFAULT_GATES[mode]
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return dataclasses.replace(gate, **overrides)
+
+
+def _sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    noise = float(np.sum((reference - test) ** 2))
+    signal = float(np.sum(reference**2))
+    if noise == 0.0:
+        return MAX_SQNR_DB
+    if signal == 0.0:
+        return -MAX_SQNR_DB
+    return min(MAX_SQNR_DB, 10.0 * np.log10(signal / noise))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b) / norm) if norm > 0 else 0.0
+
+
+def compare(reference: np.ndarray, export: np.ndarray, *, names: list[str], labels: list[str]) -> dict:
+    """Compare float outputs ``reference`` with ``export`` outputs, both ``(images, classes)``."""
+    reference = reference.astype(np.float64)
+    export = export.astype(np.float64)
+    if reference.shape != export.shape:
+        raise ValueError(f"Output shapes differ: float {reference.shape}, export {export.shape}.")
+
+    per_image = []
+    for name, ref, out in zip(names, reference, export, strict=True):
+        ref_top1 = int(np.argmax(ref))
+        out_top5 = [int(i) for i in np.argsort(-out, kind="stable")[:5]]
+        per_image.append(
+            {
+                "image": name,
+                "float_top1": ref_top1,
+                "float_top1_label": labels[ref_top1],
+                "export_top1": out_top5[0],
+                "export_top1_label": labels[out_top5[0]],
+                "top1_match": out_top5[0] == ref_top1,
+                "float_top1_in_export_top5": ref_top1 in out_top5,
+                "cosine": _cosine(ref, out),
+                "sqnr_db": _sqnr_db(ref, out),
+                "max_abs_error": float(np.max(np.abs(ref - out))),
+            }
+        )
+
+    cosines = [row["cosine"] for row in per_image]
+    sqnrs = [row["sqnr_db"] for row in per_image]
+    return {
+        "images": len(per_image),
+        "top1_agreement": float(np.mean([row["top1_match"] for row in per_image])),
+        "top1_changed": sum(not row["top1_match"] for row in per_image),
+        "top5_agreement": float(np.mean([row["float_top1_in_export_top5"] for row in per_image])),
+        "cosine_mean": float(np.mean(cosines)),
+        "cosine_min": float(np.min(cosines)),
+        "sqnr_db": float(np.median(sqnrs)),
+        "sqnr_db_min": float(np.min(sqnrs)),
+        "max_abs_error": float(np.max(np.abs(reference - export))),
+        "per_image": per_image,
+    }
+
+
+def judge(metrics: dict, gate: Gate) -> dict:
+    """Return the ``gate`` record for parity.json: thresholds, pass/fail, and why."""
+    failures = gate.failures(metrics)
+    return {"passed": not failures, "failures": failures, "thresholds": gate.to_dict()}
