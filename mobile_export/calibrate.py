@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_export.contract import _bilinear_resize
+from mobile_export.contract import resample, triangle_taps
 
 DEFAULT_SAMPLES = 100
 
@@ -49,7 +49,8 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     crop_h, crop_w = max(8, int(height * scale)), max(8, int(width * scale))
     top = int(rng.integers(0, height - crop_h + 1))
     left = int(rng.integers(0, width - crop_w + 1))
-    image = _bilinear_resize(np.ascontiguousarray(image[top : top + crop_h, left : left + crop_w]), height, width)
+    crop = image[top : top + crop_h, left : left + crop_w]
+    image = resample(crop, triangle_taps(crop_h, height, height, 0), triangle_taps(crop_w, width, width, 0))
 
     gain = rng.uniform(0.75, 1.25)
     offset = rng.uniform(-25.0, 25.0)

@@ -4,29 +4,32 @@ Every exported model takes one RGB image of shape ``[1, height, width, 3]`` (NHW
 values in 0..255. Normalization (mean and std) is a layer inside the model, so neither the
 calibration code, the validation code, ``predict`` nor a phone app ever normalizes pixels.
 
-A photo becomes that input in three integer-only steps, chosen so that Kotlin and Swift code can
-reproduce them bit for bit (Pillow's antialiasing resize cannot be reproduced easily on a phone):
+A photo becomes that input in two steps, the usual ImageNet evaluation (resize the shorter side to
+``size / crop_fraction``, 256 for 224, then take the centre), written in integer arithmetic so that
+Kotlin and Swift code reproduce it bit for bit. With a crop fraction ``num/den`` (7/8 by default),
+a model input of ``height x width`` and a photo of ``photo_h x photo_w``:
 
-1. **Centre crop.** The crop has the model's aspect ratio and covers ``crop_fraction`` of the
-   largest such box that fits the photo. With ``k = min(photo_w * height, photo_h * width)``::
+1. **Resize size.** ``round(a / b)`` below means ``(2 * a + b) // (2 * b)``, rounding half up.
+   If ``photo_w * height >= photo_h * width`` (the photo is at least as wide as the model input)::
 
-       crop_w = floor(k * num / (den * height))      crop_h = floor(k * num / (den * width))
-       left = (photo_w - crop_w) // 2                top = (photo_h - crop_h) // 2
+       resized_h = round(height * den / num)     resized_w = max(width, round(photo_w * resized_h / photo_h))
 
-   where ``num/den`` is the crop fraction (7/8 by default, as in Inception-style evaluation:
-   a 224 crop out of a 256 resize).
-2. **Box prefilter.** With ``f = min(crop_w // width, crop_h // height)``, when ``f >= 2`` each
-   ``f x f`` block of the crop is replaced by its mean, rounded half up; the last
-   ``crop_w % f`` columns and ``crop_h % f`` rows are dropped. This stops aliasing on large
-   photos without a hard-to-reproduce filter.
-3. **Bilinear resize** to ``width x height`` with half-pixel centres and edge clamping, in fixed
-   point. For output column ``i`` of a source of width ``s`` and target width ``t``::
+   otherwise the same with the roles of height and width swapped.
+2. **Centre crop** of the resized image: ``top = (resized_h - height) // 2``,
+   ``left = (resized_w - width) // 2``. Only the cropped pixels are computed.
+3. **Triangle filter** (bilinear, widened when shrinking so it averages every source pixel,
+   like Pillow's ``BILINEAR``), separable. Along an axis of ``s`` source and ``t`` resized pixels,
+   output pixel ``i`` at resized position ``p = i + offset`` takes source pixel ``j`` with weight::
 
-       n = max((2 * i + 1) * s - t, 0)      x0 = min(n // (2 * t), s - 1)
-       w1 = n % (2 * t) if x0 < s - 1 else 0   w0 = 2 * t - w1   x1 = min(x0 + 1, s - 1)
+       w(j) = max(0, 2 * max(s, t) - |(2 * j + 1) * t - (2 * p + 1) * s|)
 
-   and rows alike. A pixel is ``(sum of the four source pixels times wy * wx + D // 2) // D``
-   with ``D = (2 * t_h) * (2 * t_w)``: integer arithmetic, round half up, no floating point.
+   Weights are integers (pixel-centre distances in units of ``1 / (2 * t)``); taps outside the
+   photo have no weight, and the weights are normalized by their sum. A pixel is
+   ``(sum of wy(j) * wx(k) * pixel[j, k] + D // 2) // D`` with ``D = sum(wy) * sum(wx)``:
+   one rounding, half up, and no floating point anywhere.
+
+This is the filter of Pillow's ``BILINEAR`` resize, computed exactly: Pillow rounds between its two
+passes, so it may differ from this by one level on a few pixels.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 DEFAULT_CROP_FRACTION = Fraction(7, 8)
-RESIZE_METHOD = "box-prefilter-then-bilinear-half-pixel-fixed-point"
+RESIZE_METHOD = "resize-shorter-side-then-centre-crop, triangle filter, integer arithmetic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,79 +72,87 @@ class InputContract:
             "color": "RGB",
             "value_range": [0, 255],
             "normalization": "inside the model",
-            "crop": {
-                "kind": "centre",
-                "aspect": "model",
-                "fraction": float(self.crop_fraction),
-                "fraction_numerator": self.crop_fraction.numerator,
-                "fraction_denominator": self.crop_fraction.denominator,
-            },
             "resize": {
                 "method": RESIZE_METHOD,
-                "box_prefilter": "integer factor min(crop_w // width, crop_h // height) when >= 2",
-                "interpolation": "bilinear",
-                "pixel_centres": "half",
-                "edges": "clamp",
-                "rounding": "half up, integer arithmetic",
+                "shorter_side": "round(size * den / num), the other side keeps the photo's aspect, rounded half up",
+                "crop_fraction": float(self.crop_fraction),
+                "crop_fraction_numerator": self.crop_fraction.numerator,
+                "crop_fraction_denominator": self.crop_fraction.denominator,
+                "crop": "centre of the resized image: top = (resized_h - height) // 2, left = (resized_w - width) // 2",
+                "filter": "triangle, support 2 * max(source, resized) in units of 1 / (2 * resized), "
+                "weights normalized by their sum",
+                "rounding": "one final integer division, half up",
             },
         }
 
     @classmethod
     def from_dict(cls, contract: dict) -> InputContract:
         _, height, width, _ = contract["shape"]
-        crop = contract["crop"]
-        fraction = Fraction(crop["fraction_numerator"], crop["fraction_denominator"])
+        resize = contract["resize"]
+        fraction = Fraction(resize["crop_fraction_numerator"], resize["crop_fraction_denominator"])
         return cls(height=height, width=width, crop_fraction=fraction)
 
-    def crop_box(self, photo_height: int, photo_width: int) -> tuple[int, int, int, int]:
-        """Return ``(top, left, crop_h, crop_w)`` of the centre crop for a photo of this size."""
+    def resized_size(self, photo_height: int, photo_width: int) -> tuple[int, int]:
+        """Return ``(resized_h, resized_w)``: the photo's size before the centre crop."""
         num, den = self.crop_fraction.numerator, self.crop_fraction.denominator
-        k = min(photo_width * self.height, photo_height * self.width)
-        crop_w = max(1, k * num // (den * self.height))
-        crop_h = max(1, k * num // (den * self.width))
-        return (photo_height - crop_h) // 2, (photo_width - crop_w) // 2, crop_h, crop_w
+        if photo_width * self.height >= photo_height * self.width:
+            resized_h = _round_div(self.height * den, num)
+            resized_w = max(self.width, _round_div(photo_width * resized_h, photo_height))
+        else:
+            resized_w = _round_div(self.width * den, num)
+            resized_h = max(self.height, _round_div(photo_height * resized_w, photo_width))
+        return resized_h, resized_w
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """Turn an ``HxWx3`` uint8 RGB photo into the ``height x width x 3`` uint8 model input."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"Expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}.")
-        top, left, crop_h, crop_w = self.crop_box(rgb.shape[0], rgb.shape[1])
-        crop = rgb[top : top + crop_h, left : left + crop_w]
-
-        factor = min(crop_w // self.width, crop_h // self.height)
-        if factor >= 2:
-            crop = _box_reduce(crop, factor)
-
-        return _bilinear_resize(crop, self.height, self.width)
+        resized_h, resized_w = self.resized_size(rgb.shape[0], rgb.shape[1])
+        rows = triangle_taps(rgb.shape[0], resized_h, self.height, (resized_h - self.height) // 2)
+        cols = triangle_taps(rgb.shape[1], resized_w, self.width, (resized_w - self.width) // 2)
+        return resample(rgb, rows, cols)
 
 
-def _box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
-    rows, cols = image.shape[0] // factor, image.shape[1] // factor
-    blocks = image[: rows * factor, : cols * factor].astype(np.int64)
-    sums = blocks.reshape(rows, factor, cols, factor, 3).sum(axis=(1, 3))
-    area = factor * factor
-    return ((sums + area // 2) // area).astype(np.uint8)
+def _round_div(a: int, b: int) -> int:
+    return (2 * a + b) // (2 * b)
 
 
-def _bilinear_taps(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return the source indices and integer weights (out of ``2 * target``) for one axis."""
-    i = np.arange(target, dtype=np.int64)
-    n = np.maximum((2 * i + 1) * source - target, 0)
-    x0 = np.minimum(n // (2 * target), source - 1)
-    w1 = np.where(x0 < source - 1, n % (2 * target), 0)
-    x1 = np.minimum(x0 + 1, source - 1)
-    return x0, x1, 2 * target - w1, w1
+def triangle_taps(source: int, resized: int, count: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return source indices and integer weights, both ``(count, taps)``, for one axis.
+
+    Output pixel ``i`` sits at position ``i + offset`` of an axis resized from ``source`` to
+    ``resized`` pixels. Padding taps carry weight 0.
+    """
+    support = 2 * max(source, resized)
+    positions = 2 * (np.arange(count, dtype=np.int64) + offset) + 1
+    # The non-zero weights lie within ``support`` of the output centre, both in units of 1/(2t).
+    first = np.maximum(0, (positions * source - support) // (2 * resized) - 1)
+    last = np.minimum(source - 1, (positions * source + support) // (2 * resized) + 1)
+    taps = int(np.max(last - first)) + 1
+    indices = first[:, None] + np.arange(taps, dtype=np.int64)[None, :]
+    valid = indices <= last[:, None]
+    indices = np.minimum(indices, source - 1)
+    distance = np.abs((2 * indices + 1) * resized - positions[:, None] * source)
+    weights = np.where(valid, np.maximum(0, support - distance), 0)
+    return indices, weights
 
 
-def _bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    y0, y1, wy0, wy1 = _bilinear_taps(image.shape[0], height)
-    x0, x1, wx0, wx1 = _bilinear_taps(image.shape[1], width)
+def resample(image: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Apply separable integer weights; one final rounding, half up."""
+    row_index, row_weight = rows
+    col_index, col_weight = cols
     pixels = image.astype(np.int64)
 
-    # Horizontal pass first, kept exact: weights sum to 2 * width.
-    top = pixels[y0][:, x0] * wx0[None, :, None] + pixels[y0][:, x1] * wx1[None, :, None]
-    bottom = pixels[y1][:, x0] * wx0[None, :, None] + pixels[y1][:, x1] * wx1[None, :, None]
-    total = top * wy0[:, None, None] + bottom * wy1[:, None, None]
+    # Horizontal pass over every source row that some output row uses, kept exact.
+    used_rows = np.unique(row_index)
+    horizontal = np.zeros((len(used_rows), col_index.shape[0], image.shape[2]), dtype=np.int64)
+    for tap in range(col_index.shape[1]):
+        horizontal += pixels[used_rows][:, col_index[:, tap]] * col_weight[None, :, tap, None]
 
-    denominator = (2 * height) * (2 * width)
+    position = np.searchsorted(used_rows, row_index)
+    total = np.zeros((row_index.shape[0], col_index.shape[0], image.shape[2]), dtype=np.int64)
+    for tap in range(row_index.shape[1]):
+        total += horizontal[position[:, tap]] * row_weight[:, tap, None, None]
+
+    denominator = row_weight.sum(axis=1)[:, None, None] * col_weight.sum(axis=1)[None, :, None]
     return ((total + denominator // 2) // denominator).astype(np.uint8)

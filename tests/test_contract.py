@@ -1,194 +1,170 @@
-"""The input contract's crop, box prefilter and fixed-point bilinear resize."""
-
-from __future__ import annotations
+"""The input contract: resize size, centre crop and the integer triangle filter."""
 
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from mobile_export.contract import InputContract, _bilinear_resize, _box_reduce
-
-
-def taps_from_docstring(source: int, target: int, index: int) -> tuple[int, int, int, int]:
-    """Return ``(x0, x1, w0, w1)`` for one output index, written from the contract docstring."""
-    n = max((2 * index + 1) * source - target, 0)
-    x0 = min(n // (2 * target), source - 1)
-    w1 = n % (2 * target) if x0 < source - 1 else 0
-    w0 = 2 * target - w1
-    x1 = min(x0 + 1, source - 1)
-    return x0, x1, w0, w1
+from mobile_export.contract import InputContract
 
 
-def slow_bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize pixel by pixel with Python integers, as the contract docstring describes."""
-    source_height, source_width, channels = image.shape
-    denominator = (2 * height) * (2 * width)
-    output = np.zeros((height, width, channels), dtype=np.uint8)
-    for row in range(height):
-        y0, y1, wy0, wy1 = taps_from_docstring(source_height, height, row)
-        for col in range(width):
-            x0, x1, wx0, wx1 = taps_from_docstring(source_width, width, col)
-            for channel in range(channels):
-                total = (
-                    int(image[y0, x0, channel]) * wy0 * wx0
-                    + int(image[y0, x1, channel]) * wy0 * wx1
-                    + int(image[y1, x0, channel]) * wy1 * wx0
-                    + int(image[y1, x1, channel]) * wy1 * wx1
+def _slow_prepare(rgb: np.ndarray, height: int, width: int, fraction: Fraction) -> np.ndarray:
+    """The contract's docstring, followed pixel by pixel in plain Python integers."""
+    photo_h, photo_w = rgb.shape[:2]
+    num, den = fraction.numerator, fraction.denominator
+
+    def round_div(a, b):
+        return (2 * a + b) // (2 * b)
+
+    if photo_w * height >= photo_h * width:
+        resized_h = round_div(height * den, num)
+        resized_w = max(width, round_div(photo_w * resized_h, photo_h))
+    else:
+        resized_w = round_div(width * den, num)
+        resized_h = max(height, round_div(photo_h * resized_w, photo_w))
+    top, left = (resized_h - height) // 2, (resized_w - width) // 2
+
+    def weights(source, resized, position):
+        support = 2 * max(source, resized)
+        return [max(0, support - abs((2 * j + 1) * resized - (2 * position + 1) * source)) for j in range(source)]
+
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    for i in range(height):
+        wy = weights(photo_h, resized_h, i + top)
+        for k in range(width):
+            wx = weights(photo_w, resized_w, k + left)
+            denominator = sum(wy) * sum(wx)
+            for c in range(3):
+                total = sum(
+                    wy[y] * wx[x] * int(rgb[y, x, c])
+                    for y in range(photo_h)
+                    if wy[y]
+                    for x in range(photo_w)
+                    if wx[x]
                 )
-                output[row, col, channel] = (total + denominator // 2) // denominator
-    return output
-
-
-def test_crop_box_for_451x300_photo():
-    contract = InputContract(height=224, width=224)
-
-    # k = min(451 * 224, 300 * 224) = 67200
-    # crop_w = crop_h = floor(67200 * 7 / (8 * 224)) = floor(262.5) = 262
-    # top = (300 - 262) // 2 = 19, left = (451 - 262) // 2 = 94
-    assert contract.crop_box(300, 451) == (19, 94, 262, 262)
-
-
-def test_crop_box_non_square_target():
-    contract = InputContract(height=160, width=224)
-
-    # k = min(451 * 160, 300 * 224) = min(72160, 67200) = 67200
-    # crop_w = floor(67200 * 7 / (8 * 160)) = floor(367.5) = 367
-    # crop_h = floor(67200 * 7 / (8 * 224)) = floor(262.5) = 262
-    # top = (300 - 262) // 2 = 19, left = (451 - 367) // 2 = 42
-    assert contract.crop_box(300, 451) == (19, 42, 262, 367)
-
-
-def test_crop_box_portrait_photo():
-    contract = InputContract(height=224, width=224)
-
-    # k = min(300 * 224, 451 * 224) = 67200, so the crop is 262x262 again, now
-    # centred vertically: top = (451 - 262) // 2 = 94, left = (300 - 262) // 2 = 19.
-    assert contract.crop_box(451, 300) == (94, 19, 262, 262)
-
-
-def test_prepare_non_square_target_shape():
-    contract = InputContract(height=160, width=224)
-    photo = np.random.default_rng(1).integers(0, 256, size=(300, 451, 3), dtype=np.uint8)
-
-    prepared = contract.prepare(photo)
-
-    assert prepared.shape == (160, 224, 3)
-    assert prepared.dtype == np.uint8
-    top, left, crop_h, crop_w = contract.crop_box(300, 451)
-    np.testing.assert_array_equal(prepared, _bilinear_resize(photo[top : top + crop_h, left : left + crop_w], 160, 224))
-
-
-@pytest.mark.parametrize("photo_shape", [(300, 451), (1000, 1000), (50, 40)])
-def test_prepare_constant_image_stays_constant(photo_shape):
-    contract = InputContract(height=224, width=224)
-    photo = np.empty((*photo_shape, 3), dtype=np.uint8)
-    photo[:, :] = (77, 0, 255)
-
-    prepared = contract.prepare(photo)
-
-    assert prepared.shape == (224, 224, 3)
-    assert (prepared == (77, 0, 255)).all()
-
-
-def test_prepare_horizontal_ramp_stays_monotonic():
-    contract = InputContract(height=224, width=224)
-    ramp = (np.arange(451) * 255 // 450).astype(np.uint8)
-    photo = np.repeat(np.repeat(ramp[np.newaxis, :, np.newaxis], 300, axis=0), 3, axis=2)
-
-    prepared = contract.prepare(photo)
-
-    row = prepared[0, :, 0].astype(int)
-    assert (np.diff(row) >= 0).all()
-    assert row[-1] - row[0] > 100
-    assert (prepared == prepared[:1]).all(), "every row should equal the first"
-    assert (prepared == prepared[:, :, :1]).all(), "every channel should equal the first"
-
-
-def test_box_prefilter_factor_3_for_1000px_photo():
-    contract = InputContract(height=224, width=224)
-    # A one-pixel checkerboard: the worst case for aliasing.
-    rows, cols = np.indices((1000, 1000))
-    photo = np.repeat((((rows + cols) % 2) * 255).astype(np.uint8)[:, :, np.newaxis], 3, axis=2)
-
-    # k = 224000, crop = floor(224000 * 7 / (8 * 224)) = 875, factor = 875 // 224 = 3
-    top, left, crop_h, crop_w = contract.crop_box(1000, 1000)
-    assert (top, left, crop_h, crop_w) == (62, 62, 875, 875)
-    crop = photo[top : top + crop_h, left : left + crop_w]
-
-    prepared = contract.prepare(photo)
-
-    np.testing.assert_array_equal(prepared, _bilinear_resize(_box_reduce(crop, 3), 224, 224))
-    # A 3x3 block of the checkerboard has 4 or 5 white pixels: means 113 and 142 after
-    # rounding, and bilinear weights stay between them.
-    assert prepared.min() >= 113
-    assert prepared.max() <= 142
-    # Without the prefilter, the same resize lets the checkerboard alias through.
-    unfiltered = _bilinear_resize(crop, 224, 224)
-    assert unfiltered.max() - unfiltered.min() > 100
-
-
-def test_box_reduce_rounds_half_up():
-    blocks = np.array(
-        [
-            [0, 1, 0, 0, 0, 0],
-            [1, 1, 1, 1, 0, 1],
-            [9, 9, 9, 9, 9, 9],
-        ],
-        dtype=np.uint8,
-    )
-    image = np.repeat(blocks[:, :, np.newaxis], 3, axis=2)
-
-    reduced = _box_reduce(image, 2)
-
-    # Block means 3/4, 2/4 and 1/4 round to 1, 1 (half up) and 0; the odd last row is dropped.
-    assert reduced[:, :, 0].tolist() == [[1, 1, 0]]
-
-
-def test_prepare_no_prefilter_below_factor_2():
-    contract = InputContract(height=224, width=224)
-    photo = np.random.default_rng(2).integers(0, 256, size=(500, 500, 3), dtype=np.uint8)
-
-    # crop = floor(500 * 224 * 7 / (8 * 224)) = 437, and 437 // 224 = 1: no prefilter.
-    top, left, crop_h, crop_w = contract.crop_box(500, 500)
-    assert (crop_h, crop_w) == (437, 437)
-
-    prepared = contract.prepare(photo)
-
-    np.testing.assert_array_equal(prepared, _bilinear_resize(photo[top : top + 437, left : left + 437], 224, 224))
-
-
-def test_prepare_identity_when_crop_matches_target():
-    photo = np.random.default_rng(3).integers(0, 256, size=(224, 224, 3), dtype=np.uint8)
-
-    prepared = InputContract(height=224, width=224, crop_fraction=Fraction(1)).prepare(photo)
-
-    np.testing.assert_array_equal(prepared, photo)
-
-
-def test_prepare_256_photo_is_plain_centre_crop():
-    photo = np.random.default_rng(4).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
-
-    # The 7/8 crop of 256 is exactly 224, at offset 16: no resampling happens.
-    prepared = InputContract(height=224, width=224).prepare(photo)
-
-    np.testing.assert_array_equal(prepared, photo[16:240, 16:240])
+                out[i, k, c] = (total + denominator // 2) // denominator
+    return out
 
 
 @pytest.mark.parametrize(
-    ("source_shape", "target_shape"),
-    [((7, 11), (5, 13)), ((13, 5), (4, 4)), ((1, 6), (3, 2)), ((9, 9), (9, 9)), ((4, 17), (32, 3))],
+    ("photo_shape", "target"),
+    [
+        ((37, 53), (16, 16)),  # shrink, landscape
+        ((53, 37), (16, 16)),  # shrink, portrait
+        ((9, 13), (16, 16)),  # enlarge
+        ((40, 40), (12, 20)),  # non-square target
+        ((16, 16), (14, 14)),  # close to identity
+    ],
 )
-def test_bilinear_resize_matches_slow_loop(source_shape, target_shape):
-    image = np.random.default_rng(5).integers(0, 256, size=(*source_shape, 3), dtype=np.uint8)
+def test_prepare_matches_slow_reference(photo_shape, target):
+    rng = np.random.default_rng(sum(photo_shape) + sum(target))
+    rgb = rng.integers(0, 256, (*photo_shape, 3), dtype=np.uint8)
+    # The contract requires at least 32 pixels; build one and shrink its size to test small cases.
+    contract = InputContract(height=32, width=32)
+    object.__setattr__(contract, "height", target[0])
+    object.__setattr__(contract, "width", target[1])
 
-    fast = _bilinear_resize(image, *target_shape)
-    slow = slow_bilinear_resize(image, *target_shape)
+    fast = contract.prepare(rgb)
+    slow = _slow_prepare(rgb, target[0], target[1], contract.crop_fraction)
 
-    assert fast.dtype == np.uint8
     np.testing.assert_array_equal(fast, slow)
 
 
-def test_prepare_rejects_non_uint8_input():
+@pytest.mark.parametrize(
+    ("photo", "target", "expected"),
+    [
+        ((427, 640), (224, 224), (256, 384)),  # rocket.jpg: 640 * 256 / 427 = 383.7 rounds to 384
+        ((300, 451), (224, 224), (256, 385)),  # chelsea.png: 384.9
+        ((640, 427), (224, 224), (384, 256)),  # portrait
+        ((512, 512), (224, 224), (256, 256)),
+        ((512, 512), (160, 224), (256, 256)),  # wider model: width 224 -> 256 drives the scale
+        ((300, 900), (160, 224), (183, 549)),  # 160 * 8 / 7 = 182.9 rounds to 183
+    ],
+)
+def test_resized_size(photo, target, expected):
+    contract = InputContract(height=target[0], width=target[1])
+
+    assert contract.resized_size(*photo) == expected
+
+
+def test_resized_size_covers_the_model_input():
+    contract = InputContract(height=160, width=224)
+    for photo in [(100, 1000), (1000, 100), (161, 225), (224, 160), (33, 47)]:
+        resized_h, resized_w = contract.resized_size(*photo)
+        assert resized_h >= 160
+        assert resized_w >= 224
+
+
+@pytest.mark.parametrize("photo_shape", [(300, 451), (451, 300), (224, 224), (50, 70)])
+def test_constant_image_stays_constant(photo_shape):
+    rgb = np.full((*photo_shape, 3), (17, 128, 250), dtype=np.uint8)
+
+    out = InputContract(height=224, width=224).prepare(rgb)
+
+    assert out.shape == (224, 224, 3)
+    np.testing.assert_array_equal(out, np.broadcast_to(np.array([17, 128, 250], np.uint8), out.shape))
+
+
+def test_horizontal_ramp_stays_monotonic():
+    ramp = np.tile(np.linspace(0, 255, 500).astype(np.uint8)[None, :, None], (300, 1, 3))
+
+    out = InputContract(height=64, width=64).prepare(ramp)
+
+    assert np.all(np.diff(out[:, :, 0].astype(int), axis=1) >= 0)
+    assert out[0, 0, 0] > 0  # the centre crop drops the darkest columns
+    assert out[0, -1, 0] < 255
+
+
+def test_non_square_target_shape():
+    rgb = np.zeros((480, 640, 3), dtype=np.uint8)
+
+    assert InputContract(height=160, width=224).prepare(rgb).shape == (160, 224, 3)
+
+
+def test_shrinking_averages_fine_detail():
+    # A one-pixel checkerboard must average to grey when shrunk 4x; a filter that only samples
+    # two neighbours (bilinear without widening) would alias to near black or white.
+    board = ((np.indices((1024, 1024)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    rgb = np.repeat(board[:, :, None], 3, axis=2)
+
+    out = InputContract(height=224, width=224).prepare(rgb)
+
+    assert out.min() >= 120
+    assert out.max() <= 135
+
+
+def test_close_to_pillow_bilinear():
+    rng = np.random.default_rng(3)
+    smooth = rng.integers(0, 256, (30, 45, 3)).astype(np.uint8)
+    photo = np.asarray(Image.fromarray(smooth).resize((451, 300), Image.BICUBIC))
+    contract = InputContract(height=224, width=224)
+    resized_h, resized_w = contract.resized_size(300, 451)
+    top, left = (resized_h - 224) // 2, (resized_w - 224) // 2
+
+    pillow = np.asarray(Image.fromarray(photo).resize((resized_w, resized_h), Image.BILINEAR))
+    pillow = pillow[top : top + 224, left : left + 224].astype(int)
+    ours = contract.prepare(photo).astype(int)
+
+    # Pillow rounds between its passes and uses 22-bit fixed-point weights; we round once.
+    assert np.abs(ours - pillow).max() <= 1
+
+
+def test_to_dict_round_trip():
+    contract = InputContract(height=160, width=224, crop_fraction=Fraction(7, 8))
+
+    restored = InputContract.from_dict(contract.to_dict())
+
+    assert restored == contract
+    assert contract.to_dict()["shape"] == [1, 160, 224, 3]
+    assert contract.to_dict()["value_range"] == [0, 255]
+
+
+def test_rejects_non_uint8_input():
     with pytest.raises(ValueError, match="uint8"):
-        InputContract(height=224, width=224).prepare(np.zeros((300, 300, 3), dtype=np.float32))
+        InputContract(height=224, width=224).prepare(np.zeros((10, 10, 3), dtype=np.float32))
+
+
+def test_rejects_too_small_size():
+    with pytest.raises(ValueError, match="at least 32"):
+        InputContract(height=16, width=224)

@@ -91,7 +91,7 @@ def resolve_weights(arch: str, source: str | None) -> WeightsSpec:
             conventions=TORCHVISION,
             pretrained=True,
             description=bundled_weights.TORCHVISION_MOBILENET_V2_SOURCE,
-            licence=bundled_weights.TORCHVISION_LICENCE,
+            licence=bundled_weights.TORCHVISION_MOBILENET_V2_LICENSE,
             path=path,
         )
     if source == RANDOM:
