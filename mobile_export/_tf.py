@@ -10,8 +10,16 @@ from pathlib import Path
 
 
 def import_tensorflow():
-    """Import TensorFlow with its C++ info logs off; users see our log lines, not TF's banner."""
+    """Import TensorFlow and Keras with their start-up banners kept off the terminal.
+
+    TF_CPP_MIN_LOG_LEVEL silences most C++ logs, but absl still prints a few lines to descriptor 2
+    before that setting is read, so the first import also runs inside :func:`captured_output`.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        with captured_output(None):
+            import keras  # noqa: F401  (Keras imports TensorFlow as its backend)
+            import tensorflow
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
@@ -23,8 +31,8 @@ def captured_output(log_path: Path | None):
     """Send everything written to file descriptors 1 and 2 to ``log_path`` while the block runs.
 
     The TFLite converter and Keras' export print hundreds of lines from C++ and Python; a clean
-    terminal needs the redirect at the descriptor level. On an exception the log is kept so the
-    caller can point the user at it.
+    terminal needs the redirect at the descriptor level. With ``log_path=None`` the output goes
+    to a temporary file that is removed afterwards unless the block raised.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -47,3 +55,5 @@ def captured_output(log_path: Path | None):
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+    if log_path is None:
+        target.unlink(missing_ok=True)

@@ -289,12 +289,13 @@ def _load_photos(split: str, folder, input_contract: InputContract, progress: Pr
 
 
 def _build_float_model(architecture, alpha: float, input_shape: tuple[int, int], spec: WeightsSpec, seed: int):
-    import keras
-
     from mobile_export._tf import import_tensorflow
-    from mobile_export.models.weights import load_weights
 
     import_tensorflow()
+    import keras
+
+    from mobile_export.models.weights import load_weights
+
     keras.utils.set_random_seed(seed)
     model = architecture.build(alpha=alpha, input_shape=input_shape, conventions=spec.conventions, batch_size=1)
     load_weights(model, spec)
@@ -309,7 +310,8 @@ def _float_outputs(model, images: np.ndarray) -> np.ndarray:
 def _model_file_name(arch: str, alpha: float, resolution: list[int], mode: str) -> str:
     height, width = resolution
     size = f"{height}" if height == width else f"{height}x{width}"
-    return f"{arch}_{alpha:g}_{size}_{mode}.tflite"
+    # The naming of TensorFlow's hosted MobileNets: mobilenet_v2_1.0_224, mobilenet_v2_0.35_96.
+    return f"{arch}_{float(alpha)}_{size}_{mode}.tflite"
 
 
 def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, context: dict, progress) -> ExportResult:
@@ -326,16 +328,21 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     logs.mkdir(exist_ok=True)
 
     stage = _Timer()
+    calibrating = (lambda done, total: progress(f"calibrating {name}", done, total)) if progress else None
     content = tflite.convert(
-        model, mode, representative=context["representative"], log_path=logs / f"{name}-converter.log"
+        model,
+        mode,
+        representative=context["representative"],
+        log_path=logs / f"{name}-converter.log",
+        progress=calibrating,
     )
     inp, out = tflite.read_io(content)
     tflite.check_io(mode, inp, out, input_shape=context["contract"].shape)
     model_file = folder / _model_file_name(context["arch"], context["alpha"], context["resolution"], mode.name)
     model_file.write_bytes(content)
     log.info(
-        "%s: %s, %.2f MB, input %s scale %g zero point %d, output %s (%.1f s)",
-        name, model_file.name, len(content) / 1e6, inp.dtype, inp.scale, inp.zero_point, out.dtype, stage.seconds(),
+        "%s: %s, %.2f MB, input %s, output %s (%.1f s)",
+        name, model_file.name, len(content) / 1e6, _describe(inp), _describe(out), stage.seconds(),
     )
 
     stage = _Timer()
@@ -374,6 +381,12 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     return ExportResult(
         target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
     )
+
+
+def _describe(tensor) -> str:
+    if tensor.dtype.startswith("float"):
+        return tensor.dtype
+    return f"{tensor.dtype} (scale {tensor.scale:.6g}, zero point {tensor.zero_point})"
 
 
 def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict) -> None:

@@ -72,11 +72,12 @@ class TensorInfo:
         return dataclasses.asdict(self) | {"shape": list(self.shape)}
 
 
-def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_path: Path) -> bytes:
+def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_path: Path, progress=None) -> bytes:
     """Convert a batch-1 Keras model to a TFLite flatbuffer in ``mode``.
 
     ``representative`` holds float32 calibration inputs (N, H, W, 3) in 0..255, as the model
-    takes them; full-integer modes need it. Converter output goes to ``log_path``.
+    takes them; full-integer modes need it. Converter output goes to ``log_path``;
+    ``progress(done, total)`` is called as calibration consumes samples.
     """
     if model.inputs[0].shape[0] != 1:
         raise ConversionError(
@@ -91,8 +92,10 @@ def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_pa
             raise ConversionError(f"Mode {mode.name} needs calibration images; none were given.")
 
         def samples():
-            for sample in representative:
+            for index, sample in enumerate(representative):
                 yield [sample[None].astype(np.float32)]
+                if progress is not None:
+                    progress(index + 1, len(representative))
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples

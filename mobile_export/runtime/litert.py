@@ -17,11 +17,15 @@ class LiteRTModel:
     def __init__(self, model: Path | bytes, *, num_threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(model, (bytes, bytearray)):
-            self._interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self._interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        from mobile_export._tf import captured_output
+
+        # LiteRT announces its XNNPACK delegate on descriptor 2; keep that off the terminal.
+        with captured_output(None):
+            if isinstance(model, (bytes, bytearray)):
+                self._interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            else:
+                self._interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         (self.input,) = self._interpreter.get_input_details()
         (self.output,) = self._interpreter.get_output_details()
 
