@@ -6,6 +6,7 @@ usage errors answer instantly.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -122,7 +123,7 @@ def build(arch, alpha, resolution, targets, quant, weights, calibration_data, va
     console = _Console()
     logger = logging.getLogger("mobile_export")
     logger.setLevel(logging.INFO)
-    logger.addHandler(console.handler())
+    logger.handlers = [console.handler()]
     logger.propagate = False
 
     gate_overrides = {
@@ -174,6 +175,91 @@ def predict(model, images, top_k, as_json) -> None:
         click.echo(result["image"])
         for rank, entry in enumerate(result["top"], start=1):
             click.echo(f"  {rank}. {entry['score']:7.2%}  {entry['label']} ({entry['index']})")
+
+
+@main.command(short_help="Print each layer's parameters and MACs, and the separable savings.")
+@click.option(
+    "--arch",
+    type=click.Choice(list(registry.ARCHITECTURES)),
+    default="mobilenet_v2",
+    show_default=True,
+    help="Architecture.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    help="Width multiplier (default 1.0); "
+    + "; ".join(f"{a.name} takes {', '.join(f'{v:g}' for v in a.alphas)}" for a in registry.ARCHITECTURES.values())
+    + ".",
+)
+@click.option("--resolution", default=None, help="Input size in pixels: N for NxN, or HxW (default 224). At least 32.")
+@click.option("--minimalistic", is_flag=True, help="Build the minimalistic variant (MobileNetV3 only).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def info(arch, alpha, resolution, minimalistic, as_json) -> None:
+    """Build a MobileNet with random weights and print one row per layer (kind, input and output
+    shapes, parameters, multiply-accumulates), the totals, and each depthwise separable block
+    against a standard convolution of the same shape.
+
+    MACs count the multiply-adds of standard, depthwise, pointwise, squeeze-and-excite and dense
+    layers. BatchNorm, activations, additions, pooling and padding count 0.
+    """
+    from mobile_export.pipeline import BuildOptionError, parse_resolution
+
+    architecture = registry.get(arch)
+    alpha = architecture.default_alpha if alpha is None else alpha
+    if alpha not in architecture.alphas:
+        raise click.BadParameter(
+            f"{alpha:g} is not available for {arch}; expected one of "
+            f"{', '.join(f'{a:g}' for a in architecture.alphas)}.",
+            param_hint="'--alpha'",
+        )
+    try:
+        height, width = parse_resolution(architecture.default_resolution if resolution is None else resolution)
+    except BuildOptionError as error:
+        raise _usage_error(error) from None
+    build_options = {}
+    if minimalistic:
+        with_variant = [a.name for a in registry.ARCHITECTURES.values() if a.has_minimalistic]
+        if not architecture.has_minimalistic:
+            raise click.BadParameter(
+                f"{arch} has no minimalistic variant; use it with {', '.join(with_variant) or 'no architecture yet'}.",
+                param_hint="'--minimalistic'",
+            )
+        if "minimalistic" not in inspect.signature(architecture.build).parameters:
+            raise click.UsageError(f"The {arch} builder does not take minimalistic=True yet.")
+        build_options["minimalistic"] = True
+
+    from mobile_export._tf import import_tensorflow
+
+    import_tensorflow()
+    from mobile_export.models import cost
+    from mobile_export.models.conventions import TORCHVISION
+
+    # Costs do not depend on the conventions. Torchvision's add ZeroPadding2D rows with 0 MACs.
+    model = architecture.build(alpha=alpha, input_shape=(height, width), conventions=TORCHVISION, **build_options)
+    costs = cost.layer_costs(model)
+    summed = cost.totals(costs)
+    pairs = cost.separable_comparison(costs)
+
+    if as_json:
+        report = {
+            "arch": arch,
+            "alpha": alpha,
+            "resolution": [height, width],
+            "minimalistic": minimalistic,
+            "conventions": TORCHVISION.name,
+            "layers": [row.to_dict() for row in costs],
+            "totals": summed.to_dict(),
+            "separable": [pair.to_dict() for pair in pairs],
+        }
+        click.echo(json.dumps(report, indent=2))
+        return
+    variant = " minimalistic" if minimalistic else ""
+    click.echo(f"{arch}{variant} alpha {alpha:g} {height}x{width}\n")
+    click.echo(cost.format_layer_table(costs))
+    click.echo("\nDepthwise separable blocks against a standard convolution of the same shape:\n")
+    click.echo(cost.format_separable_table(pairs))
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

