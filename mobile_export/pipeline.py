@@ -63,7 +63,7 @@ class ExportResult:
 
 @dataclasses.dataclass(frozen=True)
 class BuildResult:
-    """What :func:`build` produced."""
+    """The result of :func:`build`: the exports written to OUT and the run time."""
 
     out: Path
     exports: list[ExportResult]
@@ -474,7 +474,7 @@ def summary_rows(result: BuildResult) -> list[dict]:
 
 
 def summary_table(result: BuildResult) -> str:
-    """A Markdown table of every export: size, parity and gate."""
+    """Render every export's size, parity and gate as a Markdown table."""
     rows = summary_rows(result)
     header = "| export | file | size MB | top-1 kept | cosine min | SQNR dB | max abs error | gate |"
     lines = [header, "|---|---|---|---|---|---|---|---|"]

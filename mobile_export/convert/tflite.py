@@ -102,8 +102,8 @@ def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_pa
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.as_dtype(mode.input_dtype)
         converter.inference_output_type = tf.as_dtype(mode.output_dtype)
-        # Per-channel weight quantization is the converter's default for conv and depthwise layers
-        # in full-integer mode; the flag below keeps it so if that default ever changes.
+        # Per-channel weights are the converter's default in full-integer mode. Setting the flag
+        # explicitly keeps them if that default ever changes.
         converter._experimental_disable_per_channel = False
 
     with captured_output(log_path):

@@ -10,8 +10,8 @@ models that end in a softmax):
   ``10 * log10(sum(f ** 2) / sum((f - q) ** 2))``; ``sqnr_db_min`` is the worst image.
 - ``max_abs_error``: the largest absolute difference of any output over all images.
 
-These are agreement measures, not accuracy: they say whether the phone will give the float
-model's answers, whatever those are.
+These are agreement measures, not accuracy: they measure whether the phone will give the float
+model's predictions, right or wrong.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ DEFAULT_GATES = {
 
 
 def gate_for(mode: str, overrides: dict | None = None) -> Gate:
-    """The default gate for ``mode`` with any user overrides (keys of :class:`Gate`) applied."""
+    """Return the default gate for ``mode`` with user overrides (fields of :class:`Gate`) applied."""
     gate = DEFAULT_GATES[mode]
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     return dataclasses.replace(gate, **overrides)
