@@ -69,6 +69,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The weights each architecture loads when --weights is not given; only these ship offline.
+DEFAULT_SOURCES = {"mobilenet_v2": TORCHVISION_IMAGENET}
+
+
 def available_sources(arch: str) -> tuple[str, ...]:
     """Named sources for ``arch``; a file path is always accepted besides these."""
     return (TORCHVISION_IMAGENET, RANDOM) if arch == "mobilenet_v2" else (RANDOM,)
@@ -77,7 +81,13 @@ def available_sources(arch: str) -> tuple[str, ...]:
 def resolve_weights(arch: str, source: str | None) -> WeightsSpec:
     """Check a weights source without loading it, so a bad choice fails before any heavy work."""
     sources = available_sources(arch)
-    source = source or sources[0]
+    if source is None:
+        if arch not in DEFAULT_SOURCES:
+            raise WeightsError(
+                f"{arch} has no pretrained weights available offline; pass --weights with one of "
+                f"{', '.join(sources)} or a checkpoint path (random weights are used only when asked for)."
+            )
+        source = DEFAULT_SOURCES[arch]
 
     if source == TORCHVISION_IMAGENET and arch == "mobilenet_v2":
         from mobile_export.models import bundled_weights
