@@ -6,7 +6,6 @@ usage errors answer instantly.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -226,8 +225,6 @@ def info(arch, alpha, resolution, minimalistic, as_json) -> None:
                 f"{arch} has no minimalistic variant; use it with {', '.join(with_variant) or 'no architecture yet'}.",
                 param_hint="'--minimalistic'",
             )
-        if "minimalistic" not in inspect.signature(architecture.build).parameters:
-            raise click.UsageError(f"The {arch} builder does not take minimalistic=True yet.")
         build_options["minimalistic"] = True
 
     from mobile_export._tf import import_tensorflow
@@ -236,7 +233,8 @@ def info(arch, alpha, resolution, minimalistic, as_json) -> None:
     from mobile_export.models import cost
     from mobile_export.models.conventions import TORCHVISION
 
-    # Costs do not depend on the conventions. Torchvision's add ZeroPadding2D rows with 0 MACs.
+    # Costs do not depend on the conventions. Torchvision's padding adds ZeroPadding2D layers, which
+    # get rows with 0 MACs.
     model = architecture.build(alpha=alpha, input_shape=(height, width), conventions=TORCHVISION, **build_options)
     costs = cost.layer_costs(model)
     summed = cost.totals(costs)
