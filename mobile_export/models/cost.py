@@ -151,12 +151,28 @@ def standard_cost(dk: int | tuple[int, int], m: int, n: int, df: int | tuple[int
     return _area(dk) * m * n * _area(df)
 
 
+def depthwise_cost(dk: int | tuple[int, int], m: int, df: int | tuple[int, int]) -> int:
+    """Return ``Dk² M Df²``, the MACs of a depthwise ``Dk x Dk`` convolution over M channels.
+
+    ``depthwise_cost(3, 5, 10) == 4_500``.
+    """
+    return _area(dk) * m * _area(df)
+
+
+def pointwise_cost(m: int, n: int, df: int | tuple[int, int]) -> int:
+    """Return ``M N Df²``, the MACs of a 1x1 convolution from M to N channels.
+
+    ``pointwise_cost(5, 64, 10) == 32_000``.
+    """
+    return m * n * _area(df)
+
+
 def separable_cost(dk: int | tuple[int, int], m: int, n: int, df: int | tuple[int, int]) -> int:
     """Return ``Dk² M Df² + M N Df²``: a depthwise ``Dk x Dk`` convolution, then a 1x1 one to N.
 
     ``separable_cost(3, 5, 64, 10) == 4_500 + 32_000``.
     """
-    return _area(dk) * m * _area(df) + m * n * _area(df)
+    return depthwise_cost(dk, m, df) + pointwise_cost(m, n, df)
 
 
 def layer_costs(model: keras.Model) -> list[LayerCost]:
@@ -371,7 +387,7 @@ def _reject_uncounted(operation) -> None:
     if weighted or type(operation).__name__ in _UNSUPPORTED_OPS:
         raise NotImplementedError(
             f"Layer {operation.name!r} ({type(operation).__name__}) does multiply-adds that layer_costs "
-            "does not count. Supported layers with weights: Conv2D, DepthwiseConv2D, Dense, BatchNormalization."
+            "does not count. Layers whose multiply-adds it counts: Conv2D, DepthwiseConv2D, Dense."
         )
 
 
