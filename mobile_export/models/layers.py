@@ -12,7 +12,7 @@ from keras import layers
 
 from mobile_export.models.conventions import Conventions
 
-ACTIVATIONS = ("relu", "relu6", "hard_swish", "linear")
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid", "linear")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -37,7 +37,11 @@ def activation(x, kind: str, name: str):
     if kind == "relu6":
         return layers.ReLU(max_value=6.0, name=f"{name}_relu6")(x)
     if kind == "hard_swish":
+        # Keras 3.15 computes x * (relu6(x + 3) / 6), and TensorFlow 2.21's TFLite converter
+        # fuses that into one HARD_SWISH op.
         return layers.Activation("hard_swish", name=f"{name}_hswish")(x)
+    if kind == "hard_sigmoid":
+        return layers.Activation("hard_sigmoid", name=f"{name}_hsigmoid")(x)
     raise ValueError(f"Unknown activation {kind!r}; expected one of {', '.join(ACTIVATIONS)}.")
 
 
@@ -88,9 +92,15 @@ def depthwise_bn(
     act: str,
     conventions: Conventions,
     name: str,
+    padding: str | None = None,
 ):
-    """Depthwise convolution (one filter per channel) without bias, BatchNorm, activation."""
-    x, padding = _padding(x, kernel_size, strides, conventions, name)
+    """Depthwise convolution (one filter per channel) without bias, BatchNorm, activation.
+
+    ``padding`` (``"same"`` or ``"valid"``) is for a caller that already padded ``x`` itself;
+    by default the conventions decide.
+    """
+    if padding is None:
+        x, padding = _padding(x, kernel_size, strides, conventions, name)
     x = layers.DepthwiseConv2D(
         kernel_size,
         strides=strides,
@@ -102,6 +112,26 @@ def depthwise_bn(
     return activation(x, act, name)
 
 
+def squeeze_excite(x, *, ratio: float, name: str):
+    """Rescale each channel by a gate computed from the whole feature map (Hu et al., 2018).
+
+    Global average pooling, a 1x1 convolution down to ``make_divisible(channels * ratio)`` with
+    ReLU, a 1x1 convolution back up with hard-sigmoid, then a multiply. MobileNetV3 uses
+    ``ratio=0.25`` of the expanded channels, which gives 240 -> 64 -> 240, for example.
+
+    Keras Applications computes the gate as ``relu6(x + 3) * (1 / 6)``; the hard-sigmoid here
+    divides by 6 instead, which changes a gate by one float32 rounding step (6e-8) at most. Both
+    convert to the same TFLite ADD and MUL ops.
+    """
+    channels = x.shape[-1]
+    gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    gate = layers.Conv2D(make_divisible(channels * ratio), 1, name=f"{name}_reduce")(gate)
+    gate = activation(gate, "relu", f"{name}_reduce")
+    gate = layers.Conv2D(channels, 1, name=f"{name}_expand")(gate)
+    gate = activation(gate, "hard_sigmoid", name)
+    return layers.Multiply(name=f"{name}_scale")([x, gate])
+
+
 def normalize(pixels, conventions: Conventions):
     """Map 0..255 RGB pixels to the network's input range, as a layer inside the model."""
     variance = [s * s for s in conventions.std]
@@ -110,9 +140,23 @@ def normalize(pixels, conventions: Conventions):
     )(pixels)
 
 
-def classifier_head(x, *, num_classes: int, conventions: Conventions):
-    """Global average pooling, a dense classifier and, if the conventions say so, a softmax."""
+def classifier_head(
+    x,
+    *,
+    num_classes: int,
+    conventions: Conventions,
+    embedding_units: int | None = None,
+    embedding_act: str = "linear",
+):
+    """Global average pooling, a dense classifier and, if the conventions say so, a softmax.
+
+    With ``embedding_units``, a dense layer named ``embedding`` and its activation come between
+    the pooling and the classifier, as in MobileNetV3's head.
+    """
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if embedding_units is not None:
+        x = layers.Dense(embedding_units, name="embedding")(x)
+        x = activation(x, embedding_act, "embedding")
     x = layers.Dense(num_classes, name="logits")(x)
     if conventions.output == "probabilities":
         x = layers.Softmax(name="probabilities")(x)
