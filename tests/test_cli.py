@@ -33,7 +33,7 @@ def test_help_does_not_import_tensorflow():
         (["--alpha", "0.6"], "alpha 0.6 is not available for mobilenet_v2; expected one of 0.35, 0.5"),
         (["--resolution", "16"], "at least 32"),
         (["--resolution", "big"], "is not N or HxW"),
-        (["--weights", "imagenet21k"], "expected one of torchvision-imagenet, random"),
+        (["--weights", "imagenet21k"], "expected one of torchvision-imagenet, imagenet, random"),
         (["--weights", "/nonexistent/w.npz"], "does not exist"),
     ],
 )

