@@ -33,7 +33,7 @@ def _same(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _dense_from_conv(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Turn a 1x1 convolution applied to a pooled 1x1 map into the equal dense layer."""
+    """Turn a 1x1 convolution applied to a pooled 1x1 map into the equivalent dense layer."""
     kernel, bias = arrays
     return [kernel[0, 0], bias]
 
@@ -61,8 +61,9 @@ class KerasFamily:
 
     Attributes:
         application: the constructor's name in ``keras.applications``.
-        renames: every weighted Keras layer must match exactly one of them.
+        renames: every weighted Keras layer must match one of them; the first match is used.
         block_offset: our block index minus Keras' block index.
+        blocks: how many blocks our architecture has, which distinguishes V3-Small from V3-Large.
         width_probe: a Keras layer whose output channels reveal alpha: its name, its channels
             at alpha 1 and the rounding the family applies after scaling.
         classifier: the Keras layer that only exists with ``include_top=True``.
@@ -73,6 +74,7 @@ class KerasFamily:
     application: str
     renames: tuple[Rename, ...]
     block_offset: int
+    blocks: int
     width_probe: tuple[str, int, Callable[[float], int]]
     classifier: str
     squeeze_excite: str | None = None
@@ -94,6 +96,7 @@ _V1 = KerasFamily(
         Rename("conv_preds", "logits", _dense_from_conv),
     ),
     block_offset=0,
+    blocks=13,
     width_probe=("conv_pw_13", 1024, _truncate),
     classifier="conv_preds",
 )
@@ -119,6 +122,7 @@ _V2 = KerasFamily(
         Rename("predictions", "logits"),
     ),
     block_offset=1,
+    blocks=17,
     width_probe=("block_16_project", 320, make_divisible),
     classifier="predictions",
 )
@@ -152,6 +156,7 @@ FAMILIES = {
         application="MobileNetV3Small",
         renames=_V3_RENAMES,
         block_offset=1,
+        blocks=11,
         width_probe=("expanded_conv_10_project", 96, make_divisible),
         classifier="logits",
         squeeze_excite="squeeze_excite",
@@ -160,6 +165,7 @@ FAMILIES = {
         application="MobileNetV3Large",
         renames=_V3_RENAMES,
         block_offset=1,
+        blocks=15,
         width_probe=("expanded_conv_14_project", 160, make_divisible),
         classifier="logits",
         squeeze_excite="squeeze_excite",
@@ -202,65 +208,68 @@ def build_keras_application(
     return constructor(input_shape=(*input_shape, 3), alpha=alpha, **options)
 
 
-def keras_applications_to_layers(keras_model, arch: str, alpha: float, minimalistic: bool = False) -> dict[str, list[np.ndarray]]:
+def keras_applications_to_layers(
+    keras_model, arch: str, alpha: float, minimalistic: bool = False
+) -> dict[str, list[np.ndarray]]:
     """Map a Keras Applications model's weights onto our layer names and layouts.
 
     The model must have been built with ``include_top=True`` and the same ``alpha`` and
-    ``minimalistic``; any input size works, because no weight depends on it. Load the result with
+    ``minimalistic``. Any input size works, because no weight depends on it. Load the result with
     :func:`mobile_export.models.weights.assign_by_name`, which checks every shape.
 
     Raises:
-        WeightsError: ``arch`` has no Keras counterpart; the Keras model is another family, has
-            no classifier, or was built with another alpha or minimalistic setting.
+        WeightsError: ``arch`` has no Keras counterpart, or the Keras model is another family,
+            has no classifier, or was built with another alpha or minimalistic setting.
     """
     family = _family(arch)
     weighted = [layer for layer in keras_model.layers if layer.weights]
-    names = {layer.name for layer in weighted}
-    _check_variant(family, keras_model, names, arch, alpha, minimalistic)
 
-    arrays: dict[str, list[np.ndarray]] = {}
-    unmatched = []
-    for layer in weighted:
-        ours = _our_name(family, layer.name)
-        if ours is None:
-            unmatched.append(layer.name)
-            continue
-        rename, name = ours
-        arrays[name] = [np.asarray(array) for array in rename.convert(layer.get_weights())]
-
+    renamed = {layer.name: _rename(family, layer.name) for layer in weighted}
+    unmatched = [name for name, found in renamed.items() if found is None]
     if unmatched:
         raise WeightsError(
-            f"{keras_model.name} has layers that {arch} does not: {', '.join(unmatched[:5])}; "
-            "check that the Keras model is the same MobileNet family."
+            f"{keras_model.name} has layers that {arch} does not have: {', '.join(unmatched[:5])}; "
+            "check that the Keras model and arch are the same MobileNet family."
         )
+    _check_variant(family, keras_model, renamed, arch, alpha, minimalistic)
+
+    arrays: dict[str, list[np.ndarray]] = {}
+    for layer in weighted:
+        rename, ours, _ = renamed[layer.name]
+        arrays[ours] = [np.asarray(array) for array in rename.convert(layer.get_weights())]
     return arrays
 
 
-def _our_name(family: KerasFamily, keras_name: str) -> tuple[Rename, str] | None:
+def _rename(family: KerasFamily, keras_name: str) -> tuple[Rename, str, int | None] | None:
+    """Return the matching rename, our layer name and our block index (``None`` outside blocks)."""
     for rename in family.renames:
         match = re.fullmatch(rename.pattern, keras_name)
         if match is None:
             continue
-        keras_index = match.groupdict().get("index")
+        if "index" not in match.re.groupindex:
+            return rename, rename.ours, None
+        keras_index = match["index"]
         index = (0 if keras_index is None else int(keras_index)) + family.block_offset
-        return rename, rename.ours.format(index=index)
+        return rename, rename.ours.format(index=index), index
     return None
 
 
-def _check_variant(family: KerasFamily, keras_model, names: set[str], arch: str, alpha: float, minimalistic: bool):
+def _check_variant(family: KerasFamily, keras_model, renamed: dict, arch: str, alpha: float, minimalistic: bool):
     """Reject a Keras model that would load into a model of another shape, naming what differs."""
-    if family.classifier not in names:
+    blocks = max(index for _, _, index in renamed.values() if index is not None)
+    if blocks != family.blocks:
+        raise WeightsError(
+            f"{keras_model.name} has {blocks} blocks, where {arch} has {family.blocks}; "
+            "check that the Keras model and arch are the same MobileNet."
+        )
+
+    if family.classifier not in renamed:
         raise WeightsError(
             f"{keras_model.name} has no classifier layer {family.classifier!r}; "
             "build the Keras model with include_top=True."
         )
 
     probe, channels, rounding = family.width_probe
-    if probe not in names:
-        raise WeightsError(
-            f"{keras_model.name} has no layer {probe!r}, so it is not a Keras {family.application}; "
-            f"check arch={arch!r}."
-        )
     found = keras_model.get_layer(probe).get_weights()[0].shape[-1]
     expected = rounding(channels * alpha)
     if found != expected:
@@ -270,11 +279,11 @@ def _check_variant(family: KerasFamily, keras_model, names: set[str], arch: str,
         )
 
     if family.squeeze_excite is not None:
-        has_squeeze_excite = any(family.squeeze_excite in name for name in names)
+        has_squeeze_excite = any(family.squeeze_excite in name for name in renamed)
         if has_squeeze_excite == minimalistic:
-            built = "without" if minimalistic else "with"
+            present = "has" if has_squeeze_excite else "has no"
+            needed = "without" if minimalistic else "with"
             raise WeightsError(
-                f"{keras_model.name} has {'' if has_squeeze_excite else 'no '}squeeze-and-excite layers, "
-                f"but minimalistic={minimalistic} needs a model {built} them; "
-                f"pass minimalistic={not minimalistic}."
+                f"{keras_model.name} {present} squeeze-and-excite layers, but minimalistic={minimalistic} "
+                f"needs a model {needed} them; pass minimalistic={not minimalistic}."
             )
