@@ -114,7 +114,8 @@ def main() -> None:
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), default=None, help="Override the gate: minimum per-photo cosine.")
 @click.option("--min-sqnr", type=float, default=None, help="Override the gate: minimum median SQNR in dB.")
 @click.option("--max-abs-error", type=click.FloatRange(min=0), default=None, help="Override the gate: maximum absolute output error.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights and calibration augmentation.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed for random weights and calibration augmentation.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
@@ -165,6 +166,8 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         logger.handlers = []
 
     click.echo(pipeline.summary_table(result))
+    if not result.exports[0].parity["pretrained"]:
+        click.echo("\nWarning: these exports have random weights, not a trained model; their labels mean nothing.")
     click.echo(f"\nWrote {result.out} in {result.seconds:.0f} s; all parity gates passed.")
     first = result.exports[0]
     click.echo(f"Next: mobile-export predict {first.folder} PHOTO.jpg")
@@ -182,9 +185,17 @@ def predict(model, images, top_k, as_json) -> None:
 
     try:
         results = predict_module.predict(model, images, top_k=top_k)
+        notes = predict_module.warnings_for(model)
     except _user_errors() as error:
         raise _usage_error(error) from None
 
+    for note in notes:
+        click.echo(f"Warning: {note}.", err=True)
+    if any(result["saturated"] for result in results):
+        click.echo(
+            "Warning: some outputs reached the largest value the int8 output can hold; their top classes may tie.",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

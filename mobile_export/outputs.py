@@ -17,12 +17,28 @@ class OutputError(ValueError):
     """OUT cannot be written; the message names the path and the fix."""
 
 
+MARKER = "summary.json"
+
+
 def check_output_folder(out: Path, *, force: bool) -> None:
-    """Fail early, before any heavy work, when ``out`` cannot be (re)placed."""
-    if out.exists() and not force:
-        raise OutputError(f"Output folder {out} already exists; pass --force to replace it, or choose another --out.")
+    """Fail early, before any heavy work, when ``out`` cannot be (re)placed.
+
+    ``force`` replaces only an empty folder or an earlier output of this tool (one with
+    ``summary.json``), so a mistyped ``--out`` cannot delete a folder of the user's own.
+    """
     if out.exists() and not out.is_dir():
         raise OutputError(f"Output path {out} is a file, not a folder; choose another --out.")
+    if out.exists():
+        resolved, here = out.resolve(), Path.cwd().resolve()
+        if resolved == here or resolved in here.parents:
+            raise OutputError(f"Output folder {out} contains the current folder; choose another --out.")
+        if not force:
+            raise OutputError(f"Output folder {out} already exists; pass --force to replace it, or choose another --out.")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise OutputError(
+                f"Output folder {out} is not empty and was not written by mobile-export (it has no {MARKER}); "
+                "--force replaces only earlier outputs, so choose another --out."
+            )
     parent = out.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"Cannot create {out}: its parent folder {parent} does not exist; create it first.")

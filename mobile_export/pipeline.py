@@ -244,14 +244,19 @@ def build(
     log.info("float reference: %d validation photos (%.1f s)", len(reference), stage.seconds())
 
     representative = None
+    output_range = None
     if needs_calibration:
-        from mobile_export.calibrate import representative_dataset
+        from mobile_export.calibrate import output_range_for, representative_dataset
 
         representative = representative_dataset(calibration.pixels, count=samples, seed=seed)
         log.info(
             "calibration: %d samples from %d photos (%d augmented)",
-            len(representative), len(calibration.pixels), max(0, len(representative) - len(calibration.pixels) - 1),
+            len(representative), min(len(calibration.pixels), len(representative)),
+            max(0, len(representative) - len(calibration.pixels) - 1),
         )
+        if source.output_kind == "logits":
+            output_range = output_range_for(_float_outputs(float_model, calibration.pixels))
+            log.info("int8 output range: %.1f to %.1f (twice the calibration photos' logits)", *output_range)
 
     context = {
         "source": source,
@@ -261,6 +266,8 @@ def build(
         "validation": validation,
         "calibration": calibration,
         "representative": representative,
+        "output_range": output_range,
+        "overridden": sorted(key for key, value in (gate_overrides or {}).items() if value is not None),
         "command": list(sys.argv if command is None else command),
         "seed": seed,
         "versions": _versions(),
@@ -278,11 +285,8 @@ def build(
 
     failed = [e for e in result.exports if not e.passed]
     if failed:
-        names = ", ".join(e.folder.name for e in failed)
-        reasons = "; ".join(f"{e.folder.name}: {', '.join(e.parity['gate']['failures'])}" for e in failed)
-        raise ParityGateError(
-            f"Parity gate failed for {names} ({reasons}); files are in {out} for inspection.", result
-        )
+        reasons = "; ".join(f"{e.folder.name} ({', '.join(e.parity['gate']['failures'])})" for e in failed)
+        raise ParityGateError(f"Parity gate failed for {reasons}; files are in {out} for inspection.", result)
     return result
 
 
@@ -340,6 +344,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         model,
         mode,
         representative=context["representative"],
+        output_range=context["output_range"],
         log_path=logs / f"{name}-converter.log",
         progress=calibrating,
     )
@@ -357,13 +362,14 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
     exported = runner.run_all(context["validation"].pixels, progress=callback)
     names = [path.name for path in context["validation"].paths]
-    metrics = compare(reference, exported, names=names, labels=context["labels"])
+    metrics = compare(reference, exported, names=names, labels=context["labels"], output_limits=runner.output_limits())
     record = {
         "export": name,
         "target": "tflite",
         "mode": mode.name,
         **metrics,
         "gate": judge(metrics, gate),
+        "overridden": context["overridden"],
         "output_kind": context["source"].output_kind,
         "validation_source": context["validation"].source,
         "pretrained": context["source"].pretrained,

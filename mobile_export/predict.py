@@ -36,8 +36,15 @@ def locate_export(model: str | Path) -> tuple[Path, dict]:
             f"No manifest.json in {folder}; pass a folder written by `mobile-export build` or a model file inside one."
         )
 
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    model_file = folder / manifest["model"]["file"]
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        model_file = folder / manifest["model"]["file"]
+        labels_file = folder / manifest["labels"]["file"]
+        InputContract.from_dict(manifest["input"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ExportFolderError(f"{manifest_path} is damaged ({type(error).__name__}: {error}); rebuild the export.") from None
+    if not labels_file.is_file():
+        raise ExportFolderError(f"{manifest_path} names {labels_file.name}, which is missing; rebuild the export.")
     if path.is_file() and path.resolve() != model_file.resolve():
         raise ExportFolderError(f"{path} is not the model that {manifest_path} describes ({model_file.name}).")
     if not model_file.is_file():
@@ -66,7 +73,9 @@ def predict(model: str | Path, images: Sequence[str | Path], *, top_k: int = 5) 
     dequantized; logits become probabilities through a softmax.
 
     Returns:
-        One dict per photo: ``{"image": path, "top": [{"index", "label", "score"}, ...]}``.
+        One dict per photo: ``{"image": path, "top": [{"index", "label", "score"}, ...],
+        "saturated": bool}``; saturated means the top output hit the largest value a quantized
+        output can hold, so the top classes may tie.
     """
     from mobile_export.data import load_rgb, read_labels
     from mobile_export.runtime.litert import LiteRTModel
@@ -82,10 +91,23 @@ def predict(model: str | Path, images: Sequence[str | Path], *, top_k: int = 5) 
         output = runner.run(pixels)
         scores = _softmax(output) if manifest["output"]["kind"] == "logits" else output
         order = np.argsort(-scores, kind="stable")[:top_k]
+        limits = runner.output_limits()
         results.append(
             {
                 "image": str(image),
                 "top": [{"index": int(i), "label": labels[i], "score": float(scores[i])} for i in order],
+                "saturated": limits is not None and bool(np.max(output) >= limits[1]),
             }
         )
     return results
+
+
+def warnings_for(model: str | Path) -> list[str]:
+    """Facts about an export that a user must see next to its predictions."""
+    _, manifest = locate_export(model)
+    notes = []
+    if not manifest["weights"].get("pretrained", True):
+        notes.append("this export has random weights, not a trained model: its labels mean nothing")
+    if manifest.get("status") == "parity-failed":
+        notes.append("this export failed its parity gate; see parity.md beside it")
+    return notes

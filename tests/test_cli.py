@@ -133,7 +133,8 @@ def test_predict_json(small_build, tmp_path):
     result = _run("predict", str(out / "tflite-fp32"), str(photo), "--json")
 
     assert result.exit_code == 0, result.output
-    (entry,) = json.loads(result.output)
+    (entry,) = json.loads(result.stdout)
+    assert "random weights" in result.stderr
     assert entry["image"] == str(photo)
     assert len(entry["top"]) == 5
     assert sum(item["score"] for item in entry["top"]) <= 1.0 + 1e-6
@@ -164,7 +165,7 @@ def test_gate_failure_exits_3_and_marks_files(tmp_path):
     result = _run("build", "--out", str(out), *SMALL, "--quant", "fp32", "--max-abs-error", "0")
 
     assert result.exit_code == 3
-    assert "Parity gate failed for tflite-fp32" in result.output
+    assert "Parity gate failed for tflite-fp32 (max_abs_error" in result.output
     manifest = json.loads((out / "tflite-fp32" / "manifest.json").read_text())
     parity = json.loads((out / "tflite-fp32" / "parity.json").read_text())
     assert manifest["status"] == "parity-failed"
@@ -173,9 +174,38 @@ def test_gate_failure_exits_3_and_marks_files(tmp_path):
     assert json.loads((out / "summary.json").read_text())["passed"] is False
 
 
+def test_force_keeps_a_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.txt").write_text("not ours")
+
+    result = _run("build", "--out", str(out), *SMALL, "--quant", "fp32", "--force")
+
+    assert result.exit_code == 2
+    assert "was not written by mobile-export" in result.output
+    assert (out / "chapter1.txt").read_text() == "not ours"
+
+
+def test_out_cannot_be_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    result = _run("build", "--out", ".", *SMALL, "--force")
+
+    assert result.exit_code == 2
+    assert "contains the current folder" in result.output
+
+
+def test_seed_out_of_range():
+    result = _run("build", "--out", "x", *SMALL, "--seed", "-1")
+
+    assert result.exit_code == 2
+    assert "--seed" in result.output
+
+
 def test_force_replaces_out_completely(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / "summary.json").write_text("{}")
     (out / "stale.txt").write_text("from an earlier run")
 
     result = _run("build", "--out", str(out), *SMALL, "--quant", "fp32", "--force")

@@ -75,6 +75,7 @@ def test_gate_overrides_keep_other_defaults():
 def test_staged_folder_replaces_out_only_on_success(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / "summary.json").write_text("{}")
     (out / "old.txt").write_text("old")
 
     with pytest.raises(RuntimeError):
@@ -86,9 +87,9 @@ def test_staged_folder_replaces_out_only_on_success(tmp_path):
     assert (out / "old.txt").read_text() == "old"
 
     with staged_folder(out, force=True) as staging:
-        (staging / "new.txt").write_text("new")
+        (staging / "summary.json").write_text("{}")
 
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 

@@ -72,11 +72,20 @@ class TensorInfo:
         return dataclasses.asdict(self) | {"shape": list(self.shape)}
 
 
-def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_path: Path, progress=None) -> bytes:
+def convert(
+    model,
+    mode: QuantMode,
+    *,
+    representative: np.ndarray | None,
+    log_path: Path,
+    output_range: tuple[float, float] | None = None,
+    progress=None,
+) -> bytes:
     """Convert a batch-1 Keras model to a TFLite flatbuffer in ``mode``.
 
     ``representative`` holds float32 calibration inputs (N, H, W, 3) in 0..255, as the model
-    takes them; full-integer modes need it. Converter output goes to ``log_path``;
+    takes them; full-integer modes need it. ``output_range`` fixes the quantized output's
+    ``(min, max)`` instead of taking it from calibration. Converter output goes to ``log_path``;
     ``progress(done, total)`` is called as calibration consumes samples.
     """
     if model.inputs[0].shape[0] != 1:
@@ -85,6 +94,8 @@ def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_pa
             f"shape {tuple(model.inputs[0].shape)}."
         )
     tf = import_tensorflow()
+    if output_range is not None and mode.needs_calibration:
+        model = _with_output_range(model, output_range)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
 
     if mode.needs_calibration:
@@ -114,6 +125,25 @@ def convert(model, mode: QuantMode, *, representative: np.ndarray | None, log_pa
                 f"The TFLite converter failed in mode {mode.name}: {str(error).splitlines()[0]} "
                 f"(full log: {log_path})."
             ) from error
+
+
+def _with_output_range(model, output_range: tuple[float, float]):
+    """Append a FakeQuant op whose fixed range the converter adopts for the output tensor.
+
+    Calibration sets the output range to what the calibration photos produce. Photos of clear
+    subjects give larger logits than the textures and scenes calibration often uses, and an int8
+    output clips them: the top classes then tie at the largest value and the answer changes.
+    """
+    import keras
+    import tensorflow as tf
+
+    low, high = output_range
+
+    class OutputRange(keras.layers.Layer):
+        def call(self, x):
+            return tf.quantization.fake_quant_with_min_max_args(x, min=low, max=high, num_bits=8)
+
+    return keras.Model(model.inputs, OutputRange(name="output_range")(model.outputs[0]), name=model.name)
 
 
 def read_io(model_content: bytes) -> tuple[TensorInfo, TensorInfo]:

@@ -155,6 +155,11 @@ def resolve_weights(
     if source == TORCHVISION_IMAGENET and arch == "mobilenet_v2":
         from mobile_export.models import bundled_weights
 
+        if float(alpha) != 1.0:
+            raise WeightsError(
+                f"torchvision's ImageNet MobileNetV2 weights exist only for alpha 1.0, not {alpha:g}; "
+                "drop --alpha, or pass --weights random or a checkpoint for that width."
+            )
         try:
             path = bundled_weights.locate_torchvision_mobilenet_v2()
         except ValueError as error:
@@ -382,9 +387,10 @@ def _checkpoint_meta(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError):
         raise WeightsError(
-            f"{path} is not a mobile-export checkpoint ({error}); write one with save_checkpoint()."
+            f"{path} is not a mobile-export checkpoint (no readable __meta__ entry); write one with "
+            "mobile_export.models.weights.save_checkpoint()."
         ) from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"{path} is not a mobile-export checkpoint; its format is {meta.get('format')!r}.")

@@ -39,6 +39,14 @@ def render_markdown(record: dict) -> str:
         f"answer against the float Keras model.",
         "",
     ]
+    if record.get("saturated"):
+        lines += [
+            f"> {record['saturated']} photos reached the largest value the quantized output can hold, "
+            "so their top classes may tie and the answer may be wrong.",
+            "",
+        ]
+    if record.get("overridden"):
+        lines += [f"> Gate thresholds overridden for this build: {', '.join(record['overridden'])}.", ""]
     if not record.get("pretrained", True):
         lines += [
             "> These weights are a random initialization, not a trained model: agreement is "
@@ -66,6 +74,7 @@ def render_markdown(record: dict) -> str:
     lines += ["", "## Per photo", "", "| photo | float top-1 | export top-1 | cosine | SQNR dB |", "|---|---|---|---|---|"]
     for row in record["per_image"]:
         mark = "" if row["top1_match"] else " **(changed)**"
+        mark += " (saturated)" if row.get("saturated") else ""
         lines.append(
             f"| {row['image']} | {row['float_top1']} {row['float_top1_label']} | "
             f"{row['export_top1']} {row['export_top1_label']}{mark} | {row['cosine']:.4f} | {row['sqnr_db']:.1f} |"

@@ -46,6 +46,14 @@ class LiteRTModel:
         scale, zero_point = self.output["quantization"]
         return (raw.astype(np.float32) - zero_point) * np.float32(scale)
 
+    def output_limits(self) -> tuple[float, float] | None:
+        """The smallest and largest values a quantized output can hold, or None for float output."""
+        dtype = np.dtype(self.output["dtype"])
+        if dtype.kind == "f":
+            return None
+        info = np.iinfo(dtype)
+        return float(self.dequantize_output(np.array(info.min))), float(self.dequantize_output(np.array(info.max)))
+
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Return the dequantized output row for one prepared ``HxWx3`` uint8 image."""
         self._interpreter.set_tensor(self.input["index"], self.quantize_input(pixels))

@@ -94,8 +94,19 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / norm) if norm > 0 else 0.0
 
 
-def compare(reference: np.ndarray, export: np.ndarray, *, names: list[str], labels: list[str]) -> dict:
-    """Compare float outputs ``reference`` with ``export`` outputs, both ``(images, classes)``."""
+def compare(
+    reference: np.ndarray,
+    export: np.ndarray,
+    *,
+    names: list[str],
+    labels: list[str],
+    output_limits: tuple[float, float] | None = None,
+) -> dict:
+    """Compare float outputs ``reference`` with ``export`` outputs, both ``(images, classes)``.
+
+    ``output_limits`` are the quantized output's smallest and largest values; a photo whose top
+    output sits at the largest one is counted as saturated, because its top classes may tie.
+    """
     reference = reference.astype(np.float64)
     export = export.astype(np.float64)
     if reference.shape != export.shape:
@@ -117,6 +128,7 @@ def compare(reference: np.ndarray, export: np.ndarray, *, names: list[str], labe
                 "cosine": _cosine(ref, out),
                 "sqnr_db": _sqnr_db(ref, out),
                 "max_abs_error": float(np.max(np.abs(ref - out))),
+                "saturated": output_limits is not None and bool(np.max(out) >= output_limits[1]),
             }
         )
 
@@ -126,6 +138,7 @@ def compare(reference: np.ndarray, export: np.ndarray, *, names: list[str], labe
         "images": len(per_image),
         "top1_agreement": float(np.mean([row["top1_match"] for row in per_image])),
         "top1_changed": sum(not row["top1_match"] for row in per_image),
+        "saturated": sum(row["saturated"] for row in per_image),
         "top5_agreement": float(np.mean([row["float_top1_in_export_top5"] for row in per_image])),
         "cosine_mean": float(np.mean(cosines)),
         "cosine_min": float(np.min(cosines)),
