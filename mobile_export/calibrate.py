@@ -58,6 +58,46 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(jittered), 0, 255).astype(np.uint8)
 
 
+class CalibrationDataError(ValueError):
+    """Calibration photos that cannot give meaningful activation ranges."""
+
+
+MIN_PHOTOS = 8
+
+
+def check_calibration(images: np.ndarray) -> list[str]:
+    """Reject calibration data that cannot be right, and return warnings for data that may not be.
+
+    Rejected: photos that are almost black (all values <= 1, the mark of 0..1 data saved as 8-bit
+    pixels, since the contract expects 0..255), and noise, recognised by neighbouring pixels
+    that do not correlate (natural photos correlate above 0.8; uniform noise near 0). Warned:
+    fewer than ``MIN_PHOTOS`` photos, since augmentation only varies what is there.
+    """
+    values = images.astype(np.float32)
+    if float(values.max()) <= 1.0:
+        raise CalibrationDataError(
+            f"Calibration photos are almost black (largest value {values.max():g}): they look like 0..1 data "
+            "stored as pixels, but the model takes 0..255; pass photos with their normal brightness."
+        )
+    left, right = values[:, :, :-1].reshape(len(values), -1), values[:, :, 1:].reshape(len(values), -1)
+    correlations = []
+    for a, b in zip(left, right):
+        if a.std() > 0 and b.std() > 0:
+            correlations.append(float(np.corrcoef(a, b)[0, 1]))
+    if correlations and float(np.median(correlations)) < 0.3:
+        raise CalibrationDataError(
+            f"Calibration photos look like random noise (median neighbouring-pixel correlation "
+            f"{np.median(correlations):.2f}, photos give above 0.8); pass real photos with --calibration-data."
+        )
+    warnings = []
+    if len(images) < MIN_PHOTOS:
+        warnings.append(
+            f"only {len(images)} calibration photos; activation ranges from so few are unreliable "
+            f"(augmentation varies only what is there), so use {MIN_PHOTOS} or more, ideally a few hundred"
+        )
+    return warnings
+
+
 def output_range_for(logits: np.ndarray) -> tuple[float, float]:
     """Return the int8 output range for a logits model: twice what the calibration photos give.
 

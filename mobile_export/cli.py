@@ -17,7 +17,8 @@ import click
 from mobile_export import __version__
 from mobile_export.models import registry
 
-QUANT_CHOICES = ("fp32", "int8")
+QUANT_CHOICES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+IO_CHOICES = ("uint8", "int8", "int16", "float32")
 TARGET_CHOICES = ("tflite",)
 
 
@@ -108,8 +109,14 @@ def main() -> None:
               help="Folder of calibration photos (default: the bundled real photos).")
 @click.option("--validation-data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of validation photos for the parity check (default: the bundled held-out photos).")
-@click.option("--calibration-samples", type=click.IntRange(min=1), default=None,
-              help="Representative dataset size; photos are augmented up to it (default 100).")
+@click.option("--calibration-samples", "--num-calibration", "calibration_samples", type=click.IntRange(min=1),
+              default=None, help="Representative dataset size; photos are augmented up to it (default 100).")
+@click.option("--io-type", type=click.Choice(IO_CHOICES), default=None,
+              help="Input/output type of int8 (uint8 by default, int8, float32) and int16x8 (int16 by default, "
+              "float32) exports; fp16 and dynamic keep float32.")
+@click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per channel (loses accuracy).")
+@click.option("--allow-float-ops", is_flag=True,
+              help="Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
 @click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), default=None, help="Override the gate: minimum per-photo cosine.")
 @click.option("--min-sqnr", type=float, default=None, help="Override the gate: minimum median SQNR in dB.")
@@ -119,7 +126,7 @@ def main() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
-          calibration_data, validation_data, calibration_samples,
+          calibration_data, validation_data, calibration_samples, io_type, per_tensor, allow_float_ops,
           min_top1, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
     """Build a MobileNet with real weights, export it in each --quant mode, run every export in
     the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
@@ -152,7 +159,8 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
             weights=weights, minimalistic=minimalistic, model=model_path, input_range=input_range, mean=mean,
             std=std, labels=labels,
             calibration_data=calibration_data, validation_data=validation_data,
-            calibration_samples=calibration_samples, gate_overrides=gate_overrides, force=force, seed=seed,
+            calibration_samples=calibration_samples, io_type=io_type, per_tensor=per_tensor,
+            allow_float_ops=allow_float_ops, gate_overrides=gate_overrides, force=force, seed=seed,
             command=["mobile-export", *sys.argv[1:]], progress=console.progress,
         )
     except pipeline.ParityGateError as error:
@@ -193,7 +201,7 @@ def predict(model, images, top_k, as_json) -> None:
         click.echo(f"Warning: {note}.", err=True)
     if any(result["saturated"] for result in results):
         click.echo(
-            "Warning: some outputs reached the largest value the int8 output can hold; their top classes may tie.",
+            "Warning: some outputs reached the largest value the quantized output can hold; their top classes may tie.",
             err=True,
         )
     if as_json:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -140,6 +143,9 @@ def build(
     calibration_data: str | Path | None = None,
     validation_data: str | Path | None = None,
     calibration_samples: int | None = None,
+    io_type: str | None = None,
+    per_tensor: bool = False,
+    allow_float_ops: bool = False,
     gate_overrides: dict | None = None,
     force: bool = False,
     seed: int = DEFAULT_SEED,
@@ -167,6 +173,10 @@ def build(
         calibration_data: folder of calibration photos (default: the bundled ones).
         validation_data: folder of validation photos (default: the bundled held-out ones).
         calibration_samples: size of the representative dataset, augmented when photos are few.
+        io_type: input/output type of the calibrated modes: ``uint8`` (int8's default), ``int8``
+            or ``float32`` for int8; ``int16`` (its default) or ``float32`` for int16x8.
+        per_tensor: one weight scale per tensor instead of per channel.
+        allow_float_ops: let ops without an integer kernel in a mode run in float.
         gate_overrides: :class:`~mobile_export.validate.parity.Gate` fields to override.
         force: replace an existing ``out``.
         seed: seeds random weights and calibration augmentation.
@@ -197,6 +207,14 @@ def build(
             raise BuildOptionError(f"Quantization mode {mode!r} is not supported; expected one of {', '.join(QUANT_MODES)}.")
     if not modes:
         raise BuildOptionError("No quantization mode given; pass --quant fp32 or --quant int8.")
+    io_types = {}
+    for mode in modes:
+        choices = QUANT_MODES[mode].io_types
+        if io_type is not None and QUANT_MODES[mode].needs_calibration and io_type not in choices:
+            raise BuildOptionError(f"--io-type {io_type} does not apply to {mode}; it takes {', '.join(choices)}.")
+        io_types[mode] = io_type if io_type in choices else choices[0]
+    if io_type is not None and not any(QUANT_MODES[mode].needs_calibration for mode in modes):
+        raise BuildOptionError(f"--io-type applies to int8 and int16x8; {', '.join(modes)} keep float32 I/O.")
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
@@ -227,6 +245,21 @@ def build(
     except (model_source.SourceOptionError, UserModelError) as error:
         raise BuildOptionError(str(error)) from None
     source = model_source.finalize(source, float_model)
+    from mobile_export.convert.tflite import kernel_gaps
+
+    for mode in modes:
+        gaps = kernel_gaps(float_model, QUANT_MODES[mode])
+        if gaps and not allow_float_ops:
+            found = "; ".join(f"{op} in {len(names)} layers, first {names[0]}" for op, names in gaps.items())
+            raise BuildOptionError(
+                f"{mode} has no integer kernel for {found}. Pass --allow-float-ops to run those ops in float "
+                f"(the report shows the cost), or use int8{', or --minimalistic' if source.name.startswith('mobilenet_v3') else ''}."
+            )
+    if per_tensor:
+        log.warning(
+            "per-tensor weights: each depthwise layer shares one scale across channels whose ranges differ "
+            "by orders of magnitude, which costs MobileNets much accuracy; keep per-channel unless a runtime needs it"
+        )
     height, width = source.resolution
     input_contract = InputContract(height=height, width=width)
     log.info(
@@ -246,7 +279,12 @@ def build(
     representative = None
     output_range = None
     if needs_calibration:
-        from mobile_export.calibrate import output_range_for, representative_dataset
+        from mobile_export.calibrate import (
+            CalibrationDataError,
+            check_calibration,
+            output_range_for,
+            representative_dataset,
+        )
 
         representative = representative_dataset(calibration.pixels, count=samples, seed=seed)
         log.info(
@@ -254,9 +292,14 @@ def build(
             len(representative), min(len(calibration.pixels), len(representative)),
             max(0, len(representative) - len(calibration.pixels) - 1),
         )
+        try:
+            for warning in check_calibration(calibration.pixels):
+                log.warning("calibration: %s", warning)
+        except CalibrationDataError as error:
+            raise BuildOptionError(str(error)) from None
         if source.output_kind == "logits":
             output_range = output_range_for(_float_outputs(float_model, calibration.pixels))
-            log.info("int8 output range: %.1f to %.1f (twice the calibration photos' logits)", *output_range)
+            log.info("quantized output range: %.1f to %.1f (twice the calibration photos' logits)", *output_range)
 
     context = {
         "source": source,
@@ -267,6 +310,9 @@ def build(
         "calibration": calibration,
         "representative": representative,
         "output_range": output_range,
+        "io_types": io_types,
+        "per_tensor": per_tensor,
+        "allow_float_ops": allow_float_ops,
         "overridden": sorted(key for key, value in (gate_overrides or {}).items() if value is not None),
         "command": list(sys.argv if command is None else command),
         "seed": seed,
@@ -332,25 +378,35 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     from mobile_export.runtime.litert import LiteRTModel
     from mobile_export.validate.parity import compare, judge
 
-    name = f"tflite-{mode.name}"
+    io_type = context["io_types"][mode.name]
+    suffix = "" if io_type == mode.io_types[0] else f"-io-{io_type}"
+    name = f"tflite-{mode.name}{suffix}"
     folder = staging / name
     folder.mkdir()
     logs = staging / "logs"
     logs.mkdir(exist_ok=True)
+    # The converter log starts outside the staging folder, so a failed conversion, which
+    # removes the staging folder, still leaves the log the error message points to.
+    log_file = Path(tempfile.gettempdir()) / f"mobile-export-{os.getpid()}-{name}-converter.log"
+    log_file.unlink(missing_ok=True)
 
     stage = _Timer()
     calibrating = (lambda done, total: progress(f"calibrating {name}", done, total)) if progress else None
     content = tflite.convert(
         model,
         mode,
+        io_type=io_type,
+        per_tensor=context["per_tensor"],
+        allow_float_ops=context["allow_float_ops"],
         representative=context["representative"],
         output_range=context["output_range"],
-        log_path=logs / f"{name}-converter.log",
+        log_path=log_file,
         progress=calibrating,
     )
+    shutil.move(log_file, logs / f"{name}-converter.log")
     inp, out = tflite.read_io(content)
-    tflite.check_io(mode, inp, out, input_shape=context["contract"].shape)
-    model_file = folder / f"{context['source'].file_stem}_{mode.name}.tflite"
+    tflite.check_io(mode, io_type, inp, out, input_shape=context["contract"].shape)
+    model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
     model_file.write_bytes(content)
     log.info(
         "%s: %s, %.2f MB, input %s, output %s (%.1f s)",
@@ -421,6 +477,9 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
             "resolution": context["resolution"],
             "quant": mode.name,
             "quant_description": mode.description,
+            "io_type": context["io_types"][mode.name],
+            "weights_per_channel": not context["per_tensor"],
+            "float_ops_allowed": context["allow_float_ops"],
         },
         "input": context["contract"].to_dict()
         | {"tensor": inp.name, "dtype": inp.dtype, "scale": inp.scale, "zero_point": inp.zero_point},

@@ -22,15 +22,12 @@ class ConversionError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class QuantMode:
-    """One TFLite export mode."""
+    """One TFLite export mode and the I/O types it can have (the first is the default)."""
 
     name: str
     description: str
     needs_calibration: bool
-    input_dtype: str
-    output_dtype: str
-    # For integer input: the quantization a raw 0..255 pixel must pass through unchanged.
-    input_quantization: tuple[float, int] | None = None
+    io_types: tuple[str, ...]
 
 
 QUANT_MODES = {
@@ -40,22 +37,59 @@ QUANT_MODES = {
             name="fp32",
             description="float32 weights and activations; the converter's graph, no quantization",
             needs_calibration=False,
-            input_dtype="float32",
-            output_dtype="float32",
+            io_types=("float32",),
+        ),
+        QuantMode(
+            name="fp16",
+            description="float16 weights, dequantized to float32 at load time; float32 activations",
+            needs_calibration=False,
+            io_types=("float32",),
+        ),
+        QuantMode(
+            name="dynamic",
+            description="dynamic range: int8 weights (per channel), float activations quantized on the fly",
+            needs_calibration=False,
+            io_types=("float32",),
         ),
         QuantMode(
             name="int8",
-            description=(
-                "full integer: int8 weights (per channel) and int8 activations calibrated on real "
-                "photos; uint8 input and output"
-            ),
+            description="full integer: int8 weights (per channel) and int8 activations calibrated on real photos",
             needs_calibration=True,
-            input_dtype="uint8",
-            output_dtype="uint8",
-            input_quantization=(1.0, 0),
+            io_types=("uint8", "int8", "float32"),
+        ),
+        QuantMode(
+            name="int16x8",
+            description="int16 activations calibrated on real photos, int8 weights (per channel)",
+            needs_calibration=True,
+            io_types=("int16", "float32"),
         ),
     )
 }
+
+# How a raw 0..255 pixel enters each integer input type. uint8 and int8 take pixels unchanged
+# (int8 shifted by -128); int16 is symmetric, so the converter gives it scale 255 / 32767.
+INPUT_QUANTIZATION = {"uint8": (1.0, 0), "int8": (1.0, -128), "int16": (255.0 / 32767.0, 0)}
+
+# Ops that a mode has no integer kernel for in TFLite 2.21, found by converting every
+# architecture; the layer-name suffix our builders give to each op.
+KERNEL_GAPS = {"int16x8": {"HARD_SWISH": "_hswish"}}
+
+
+def kernel_gaps(model, mode: QuantMode) -> dict[str, list[str]]:
+    """Return ``{op: [layer names]}`` for the layers of ``model`` that ``mode`` cannot run in integer."""
+    gaps = {}
+    for op, suffix in KERNEL_GAPS.get(mode.name, {}).items():
+        names = [layer.name for layer in _all_layers(model) if layer.name.endswith(suffix)]
+        if names:
+            gaps[op] = names
+    return gaps
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+        yield layer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,28 +110,44 @@ def convert(
     model,
     mode: QuantMode,
     *,
+    io_type: str | None = None,
     representative: np.ndarray | None,
     log_path: Path,
     output_range: tuple[float, float] | None = None,
+    per_tensor: bool = False,
+    allow_float_ops: bool = False,
     progress=None,
 ) -> bytes:
     """Convert a batch-1 Keras model to a TFLite flatbuffer in ``mode``.
 
-    ``representative`` holds float32 calibration inputs (N, H, W, 3) in 0..255, as the model
-    takes them; full-integer modes need it. ``output_range`` fixes the quantized output's
-    ``(min, max)`` instead of taking it from calibration. Converter output goes to ``log_path``;
+    ``io_type`` is one of ``mode.io_types`` (default: the first). ``representative`` holds
+    float32 calibration inputs (N, H, W, 3) in 0..255, as the model takes them; calibrated modes
+    need it. ``output_range`` fixes the quantized output's ``(min, max)`` instead of taking it
+    from calibration. ``per_tensor`` turns off per-channel weights; ``allow_float_ops`` lets ops
+    without an integer kernel run in float. Converter output goes to ``log_path``;
     ``progress(done, total)`` is called as calibration consumes samples.
     """
+    io_type = io_type or mode.io_types[0]
+    if io_type not in mode.io_types:
+        raise ConversionError(f"Mode {mode.name} takes I/O types {', '.join(mode.io_types)}, not {io_type}.")
     if model.inputs[0].shape[0] != 1:
         raise ConversionError(
             f"Export needs a batch-1 model so that the graph has no dynamic shapes; got input "
             f"shape {tuple(model.inputs[0].shape)}."
         )
     tf = import_tensorflow()
-    if output_range is not None and mode.needs_calibration:
-        model = _with_output_range(model, output_range)
+    # NOTE: int16x8 keeps the calibrated output range: a 16-bit FakeQuant op turns into a
+    # DEQUANTIZE that the 16x8 quantizer rejects (TF 2.21), so confident photos can still
+    # saturate its output; parity counts them.
+    if output_range is not None and mode.name == "int8":
+        model = _with_output_range(model, output_range, bits=8)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
 
+    if mode.name == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode.name == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode.needs_calibration:
         if representative is None or len(representative) == 0:
             raise ConversionError(f"Mode {mode.name} needs calibration images; none were given.")
@@ -110,24 +160,31 @@ def convert(
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.as_dtype(mode.input_dtype)
-        converter.inference_output_type = tf.as_dtype(mode.output_dtype)
-        # Per-channel weights are the converter's default in full-integer mode. Setting the flag
-        # explicitly keeps them if that default ever changes.
-        converter._experimental_disable_per_channel = False
+        if mode.name == "int16x8":
+            ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        else:
+            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if allow_float_ops:
+            ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+        converter.target_spec.supported_ops = ops
+        converter.inference_input_type = tf.as_dtype(io_type)
+        converter.inference_output_type = tf.as_dtype(io_type)
+    # Per-channel weights are the converter's default for conv layers. The flag is set either
+    # way so that --per-tensor works and the default cannot change under us.
+    converter._experimental_disable_per_channel = per_tensor
 
     with captured_output(log_path):
         try:
             return converter.convert()
         except Exception as error:  # the converter raises many unrelated types
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            hint = " Pass --allow-float-ops to run such ops in float." if "not yet supported for op" in first_line else ""
             raise ConversionError(
-                f"The TFLite converter failed in mode {mode.name}: {str(error).splitlines()[0]} "
-                f"(full log: {log_path})."
-            ) from error
+                f"The TFLite converter failed in mode {mode.name}: {first_line}.{hint} (full log: {log_path})"
+            ) from None
 
 
-def _with_output_range(model, output_range: tuple[float, float]):
+def _with_output_range(model, output_range: tuple[float, float], *, bits: int = 8):
     """Append a FakeQuant op whose fixed range the converter adopts for the output tensor.
 
     Calibration sets the output range to what the calibration photos produce. Photos of clear
@@ -141,7 +198,7 @@ def _with_output_range(model, output_range: tuple[float, float]):
 
     class OutputRange(keras.layers.Layer):
         def call(self, x):
-            return tf.quantization.fake_quant_with_min_max_args(x, min=low, max=high, num_bits=8)
+            return tf.quantization.fake_quant_with_min_max_args(x, min=low, max=high, num_bits=bits)
 
     return keras.Model(model.inputs, OutputRange(name="output_range")(model.outputs[0]), name=model.name)
 
@@ -167,23 +224,25 @@ def _tensor_info(details: dict) -> TensorInfo:
     )
 
 
-def check_io(mode: QuantMode, inp: TensorInfo, out: TensorInfo, *, input_shape: tuple[int, ...]) -> None:
-    """Raise ConversionError unless the converted model's I/O is what ``mode`` promises."""
+def check_io(
+    mode: QuantMode, io_type: str, inp: TensorInfo, out: TensorInfo, *, input_shape: tuple[int, ...]
+) -> None:
+    """Raise ConversionError unless the converted model's I/O is what ``mode`` and ``io_type`` promise."""
     problems = []
-    if inp.dtype != mode.input_dtype:
-        problems.append(f"input dtype is {inp.dtype}, expected {mode.input_dtype}")
-    if out.dtype != mode.output_dtype:
-        problems.append(f"output dtype is {out.dtype}, expected {mode.output_dtype}")
+    if inp.dtype != io_type:
+        problems.append(f"input dtype is {inp.dtype}, expected {io_type}")
+    if out.dtype != io_type:
+        problems.append(f"output dtype is {out.dtype}, expected {io_type}")
     if inp.shape != tuple(input_shape):
         problems.append(f"input shape is {list(inp.shape)}, expected {list(input_shape)}")
-    if mode.input_quantization is not None:
-        scale, zero_point = mode.input_quantization
-        if not np.isclose(inp.scale, scale, rtol=1e-6) or inp.zero_point != zero_point:
+    if io_type in INPUT_QUANTIZATION:
+        scale, zero_point = INPUT_QUANTIZATION[io_type]
+        if not np.isclose(inp.scale, scale, rtol=1e-5) or inp.zero_point != zero_point:
             problems.append(
                 f"input quantization is scale {inp.scale:g}, zero point {inp.zero_point}; raw pixels "
                 f"need scale {scale:g}, zero point {zero_point}"
             )
-    if np.dtype(mode.output_dtype).kind in "iu" and out.scale <= 0:
-        problems.append(f"output scale is {out.scale:g}, so the output cannot be dequantized")
+        if out.scale <= 0:
+            problems.append(f"output scale is {out.scale:g}, so the output cannot be dequantized")
     if problems:
         raise ConversionError(f"The {mode.name} model breaks its contract: {'; '.join(problems)}.")
