@@ -43,12 +43,17 @@ def captured_output(log_path: Path | None):
     else:
         target = log_path
     saved = os.dup(1), os.dup(2)
-    with open(target, "ab") as log:
+    # In Jupyter, sys.stdout is not descriptor 1, so Python-level writes are redirected too.
+    saved_streams = sys.stdout, sys.stderr
+    with open(target, "ab") as log, open(target, "a", encoding="utf-8", errors="replace") as text_log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = text_log
         try:
             yield target
         finally:
+            text_log.flush()
+            sys.stdout, sys.stderr = saved_streams
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)
