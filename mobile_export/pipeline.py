@@ -146,6 +146,7 @@ def build(
     io_type: str | None = None,
     per_tensor: bool = False,
     allow_float_ops: bool = False,
+    diagnose: bool = True,
     gate_overrides: dict | None = None,
     force: bool = False,
     seed: int = DEFAULT_SEED,
@@ -177,6 +178,8 @@ def build(
             or ``float32`` for int8; ``int16`` (its default) or ``float32`` for int16x8.
         per_tensor: one weight scale per tensor instead of per channel.
         allow_float_ops: let ops without an integer kernel in a mode run in float.
+        diagnose: measure every int8 layer's quantization error with TFLite's
+            QuantizationDebugger (about 10 s for V2 at 224) and chart the worst.
         gate_overrides: :class:`~mobile_export.validate.parity.Gate` fields to override.
         force: replace an existing ``out``.
         seed: seeds random weights and calibration augmentation.
@@ -311,6 +314,7 @@ def build(
         "representative": representative,
         "output_range": output_range,
         "io_types": io_types,
+        "diagnose": diagnose,
         "per_tensor": per_tensor,
         "allow_float_ops": allow_float_ops,
         "overridden": sorted(key for key, value in (gate_overrides or {}).items() if value is not None),
@@ -432,6 +436,30 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         "weights": context["source"].weights["source"],
         "runtime": "ai-edge-litert Interpreter",
     }
+    from mobile_export.report import plots
+
+    plots.scatter(
+        reference, exported, folder / "scatter.png", title=f"{name}: float vs exported", output_kind=record["output_kind"]
+    )
+    if mode.name == "int8" and context["diagnose"]:
+        from mobile_export.validate.diagnose import layer_errors
+
+        diagnosis = _Timer()
+        rows = layer_errors(
+            model,
+            mode,
+            representative=context["representative"],
+            log_path=logs / f"{name}-debugger.log",
+            output_range=context["output_range"],
+            per_tensor=context["per_tensor"],
+            allow_float_ops=context["allow_float_ops"],
+        )
+        record["layers"] = rows[:15]
+        plots.layer_bars(rows, folder / "layer_errors.png", title=f"{name}: largest per-layer error")
+        log.info(
+            "%s diagnosis: largest error %.2f steps in %s (%.1f s)",
+            name, rows[0]["rmse_over_scale"], rows[0]["layer"], diagnosis.seconds(),
+        )
     write_parity(folder, record)
     write_labels(folder / "labels.txt", context["labels"])
     log.info(

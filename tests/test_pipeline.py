@@ -36,11 +36,13 @@ def test_layout_has_one_folder_per_export(real_build):
     assert (out / "summary.json").is_file()
     assert (out / "summary.md").is_file()
     assert not list(out.parent.glob(".out.partial-*"))
-    for mode in ("int8", "fp32"):
-        folder = out / f"tflite-{mode}"
-        assert sorted(p.name for p in folder.iterdir()) == sorted(
-            [f"mobilenet_v2_1.0_224_{mode}.tflite", "labels.txt", "manifest.json", "parity.json", "parity.md"]
-        )
+    common = ["labels.txt", "manifest.json", "parity.json", "parity.md", "scatter.png"]
+    assert sorted(p.name for p in (out / "tflite-fp32").iterdir()) == sorted(
+        ["mobilenet_v2_1.0_224_fp32.tflite", *common]
+    )
+    assert sorted(p.name for p in (out / "tflite-int8").iterdir()) == sorted(
+        ["mobilenet_v2_1.0_224_int8.tflite", "layer_errors.png", *common]
+    )
 
 
 def test_int8_input_passes_raw_pixels(real_build):
@@ -124,6 +126,23 @@ def test_int8_output_range_covers_confident_photos(real_build):
     # the calibrated output range its top classes tied and the answer changed.
     assert parity["saturated"] == 0
     assert chelsea["top1_match"]
+
+
+def test_int8_names_layers_with_largest_error(real_build, torchvision_v2):
+    export = _export(real_build, "int8")
+    layers = export.parity["layers"]
+    names = {layer.name for layer in torchvision_v2.layers}
+
+    assert len(layers) == 15
+    errors = [row["rmse_over_scale"] for row in layers]
+    assert errors == sorted(errors, reverse=True)
+    # Rounding alone gives about 0.29 steps; the worst layer of a real int8 V2 is above it.
+    assert errors[0] > 0.29
+    assert sum(row["layer"] in names for row in layers) >= 12
+    text = (export.folder / "parity.md").read_text()
+    assert "## Layers with the largest quantization error" in text
+    assert f"| {layers[0]['layer']} |" in text
+    assert (export.folder / "layer_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_int8_report_says_how_many_answers_changed(real_build):

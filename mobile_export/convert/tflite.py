@@ -127,6 +127,39 @@ def convert(
     without an integer kernel run in float. Converter output goes to ``log_path``;
     ``progress(done, total)`` is called as calibration consumes samples.
     """
+    converter = make_converter(
+        model,
+        mode,
+        io_type=io_type,
+        representative=representative,
+        output_range=output_range,
+        per_tensor=per_tensor,
+        allow_float_ops=allow_float_ops,
+        progress=progress,
+    )
+    with captured_output(log_path):
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises many unrelated types
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            hint = " Pass --allow-float-ops to run such ops in float." if "not yet supported for op" in first_line else ""
+            raise ConversionError(
+                f"The TFLite converter failed in mode {mode.name}: {first_line}.{hint} (full log: {log_path})"
+            ) from None
+
+
+def make_converter(
+    model,
+    mode: QuantMode,
+    *,
+    io_type: str | None = None,
+    representative: np.ndarray | None,
+    output_range: tuple[float, float] | None = None,
+    per_tensor: bool = False,
+    allow_float_ops: bool = False,
+    progress=None,
+):
+    """Return a ``tf.lite.TFLiteConverter`` set up for ``mode``; see :func:`convert` for the options."""
     io_type = io_type or mode.io_types[0]
     if io_type not in mode.io_types:
         raise ConversionError(f"Mode {mode.name} takes I/O types {', '.join(mode.io_types)}, not {io_type}.")
@@ -172,16 +205,7 @@ def convert(
     # Per-channel weights are the converter's default for conv layers. The flag is set either
     # way so that --per-tensor works and the default cannot change under us.
     converter._experimental_disable_per_channel = per_tensor
-
-    with captured_output(log_path):
-        try:
-            return converter.convert()
-        except Exception as error:  # the converter raises many unrelated types
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            hint = " Pass --allow-float-ops to run such ops in float." if "not yet supported for op" in first_line else ""
-            raise ConversionError(
-                f"The TFLite converter failed in mode {mode.name}: {first_line}.{hint} (full log: {log_path})"
-            ) from None
+    return converter
 
 
 def _with_output_range(model, output_range: tuple[float, float], *, bits: int = 8):

@@ -79,6 +79,19 @@ def render_markdown(record: dict) -> str:
             f"| {row['image']} | {row['float_top1']} {row['float_top1_label']} | "
             f"{row['export_top1']} {row['export_top1_label']}{mark} | {row['cosine']:.4f} | {row['sqnr_db']:.1f} |"
         )
+    lines += ["", "![float against exported outputs](scatter.png)", ""]
+    if record.get("layers"):
+        lines += [
+            "## Layers with the largest quantization error",
+            "",
+            "RMSE between each tensor's float and dequantized values, in quantization steps. Rounding alone "
+            "gives 0.29; much more means clipped ranges or error carried from earlier layers.",
+            "",
+            "| layer | op | RMSE / scale |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {row['layer']} | {row['op']} | {row['rmse_over_scale']:.2f} |" for row in record["layers"][:10]]
+        lines += ["", "![largest per-layer error](layer_errors.png)", ""]
     lines += [
         "",
         f"Validation photos: {record['validation_source']}. Outputs compared: {record['output_kind']}.",
