@@ -299,6 +299,33 @@ def info(arch, alpha, resolution, minimalistic, as_json) -> None:
     click.echo(cost.format_separable_table(pairs))
 
 
+@main.command(short_help="Top-1/top-5 accuracy of the float model and each export on labelled photos.")
+@click.argument("out", type=click.Path(path_type=str))
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder with one subfolder of photos per class, named by label or index.")
+@click.option("--limit-per-class", type=click.IntRange(min=1), default=None, help="Use at most N photos per class.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(out, data, limit_per_class, as_json) -> None:
+    """Measure the accuracy of OUT's float model and of each of its exports on labelled photos in
+    --data. Parity tells whether the exports agree with the float model; this tells whether they
+    are right."""
+    from mobile_export import evaluate as evaluate_module
+
+    try:
+        report = evaluate_module.evaluate(out, data, limit_per_class=limit_per_class)
+    except (*_user_errors(), evaluate_module.EvaluationError) as error:
+        raise _usage_error(error) from None
+
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{report['images']} photos in {report['classes']} classes")
+    click.echo("| model | top-1 | top-5 |")
+    click.echo("|---|---|---|")
+    for name, scores in report["models"].items():
+        click.echo(f"| {name} | {scores['top1']:.1%} | {scores['top5']:.1%} |")
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from mobile_export.data.images import ImageError, ImageFolderError
     from mobile_export.models.weights import WeightsError

@@ -32,6 +32,7 @@ from mobile_export.outputs import check_output_folder, staged_folder
 log = logging.getLogger("mobile_export")
 
 TARGETS = ("tflite",)
+FLOAT_MODEL = "float_model.keras"
 DEFAULT_SEED = 0
 Progress = Callable[[str, int, int], None]
 
@@ -330,6 +331,8 @@ def build(
                 exports.append(
                     _export_tflite(staging, float_model, QUANT_MODES[mode], gates[mode], reference, context, progress)
                 )
+        # The float model that every export was compared with, for `evaluate` and for inspection.
+        float_model.save(staging / FLOAT_MODEL)
         result = BuildResult(out=out, exports=[_relocate(e, staging, out) for e in exports], seconds=timer.seconds())
         _write_summary(staging, result, context)
 
@@ -599,13 +602,18 @@ def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
         "pretrained": context["source"].pretrained,
         "passed": result.passed,
         "exports": summary_rows(result),
+        "float_model": FLOAT_MODEL,
         "seconds": round(result.seconds, 1),
         "command": context["command"],
     }
     (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    # Every export's parity record in one file, keyed by export folder.
+    parity = {export.folder.name: export.parity for export in result.exports}
+    (staging / "parity.json").write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
     weights_note = "" if context["source"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
     text = (
         f"# mobile-export build: {context['source'].file_stem}\n\n{summary_table(result)}\n"
-        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, parity.json and parity.md.\n"
+        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, parity.json, parity.md and its "
+        f"figures. {FLOAT_MODEL} is the float Keras model every export was compared with.\n"
     )
     (staging / "summary.md").write_text(text, encoding="utf-8")

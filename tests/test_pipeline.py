@@ -33,6 +33,8 @@ def test_layout_has_one_folder_per_export(real_build):
     out = real_build.out
 
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["logs", "tflite-fp32", "tflite-int8"]
+    assert (out / "float_model.keras").is_file()
+    assert set(json.loads((out / "parity.json").read_text())) == {"tflite-fp32", "tflite-int8"}
     assert (out / "summary.json").is_file()
     assert (out / "summary.md").is_file()
     assert not list(out.parent.glob(".out.partial-*"))
@@ -203,3 +205,35 @@ def test_predict_rejects_modified_model(real_build, tmp_path):
 def test_predict_on_out_with_several_exports_names_them(real_build):
     with pytest.raises(predict_module.ExportFolderError, match="tflite-fp32, tflite-int8"):
         predict_module.predict(real_build.out, [])
+
+
+def test_evaluate_reports_float_and_export_accuracy(real_build, validation_photos, tmp_path):
+    import shutil
+
+    from mobile_export.evaluate import evaluate
+
+    data = tmp_path / "data"
+    names = {"chelsea.png": "Egyptian cat", "coffee.png": "espresso", "rocket.jpg": "space_shuttle", "grace_hopper.jpg": "457"}
+    for path in validation_photos.paths:
+        if path.name in names:
+            (data / names[path.name]).mkdir(parents=True)
+            shutil.copy(path, data / names[path.name] / path.name)
+
+    report = evaluate(real_build.out, data)
+
+    assert report["images"] == 4
+    assert report["classes"] == 4
+    assert report["models"]["float"]["top1"] == 1.0
+    assert report["models"]["tflite-fp32"]["top1"] == 1.0
+    # The int8 export changes rocket (space shuttle) to missile, and keeps it in the top 5.
+    assert report["models"]["tflite-int8"]["top1"] == 0.75
+    assert report["models"]["tflite-int8"]["top5"] == 1.0
+
+
+def test_evaluate_rejects_unknown_class_folder(real_build, tmp_path):
+    from mobile_export.evaluate import EvaluationError, evaluate
+
+    (tmp_path / "data" / "not a class").mkdir(parents=True)
+
+    with pytest.raises(EvaluationError, match="not a class"):
+        evaluate(real_build.out, tmp_path / "data")
