@@ -413,6 +413,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     shutil.move(log_file, logs / f"{name}-converter.log")
     inp, out = tflite.read_io(content)
     tflite.check_io(mode, io_type, inp, out, input_shape=context["contract"].shape)
+    content = _with_metadata(content, mode, io_type, context)
     model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
     model_file.write_bytes(content)
     log.info(
@@ -481,6 +482,32 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     return ExportResult(
         target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
     )
+
+
+def _with_metadata(content: bytes, mode, io_type: str, context: dict) -> bytes:
+    """Embed the labels and the input contract in the model, as LiteRT's task libraries read them."""
+    from mobile_export import __version__
+    from mobile_export.convert import tflite_metadata
+
+    source = context["source"]
+    height, width = context["resolution"]
+    metadata = tflite_metadata.build_metadata(
+        name=source.file_stem,
+        description=f"{source.name} image classifier, {mode.name} with {io_type} I/O, exported by mobile-export.",
+        version=__version__,
+        author="mobile-export",
+        licence=source.weights.get("licence") or "see manifest.json",
+        height=height,
+        width=width,
+        labels_file="labels.txt",
+        output_kind=source.output_kind,
+        input_description=(
+            f"RGB pixels 0..255, {height}x{width}, normalized inside the model. Resize the shorter side to "
+            "size * 8 / 7, take the centre, triangle filter; manifest.json gives the exact integer steps."
+        ),
+    )
+    labels = ("\n".join(context["labels"]) + "\n").encode("utf-8")
+    return tflite_metadata.attach(content, metadata, {"labels.txt": labels})
 
 
 def _describe(tensor) -> str:

@@ -196,7 +196,9 @@ def test_predict_rejects_modified_model(real_build, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(_export(real_build, "fp32").folder, copy)
     model = next(copy.glob("*.tflite"))
-    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    content = bytearray(model.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    model.write_bytes(bytes(content))
 
     with pytest.raises(predict_module.ExportFolderError, match="sha256"):
         predict_module.predict(copy, [])
