@@ -478,7 +478,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         stage.seconds(),
     )
 
-    _write_manifest(folder, model_file, mode, inp, out, record, context)
+    _write_manifest(folder, model_file, mode, inp, out, record, context, runner=runner)
     return ExportResult(
         target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
     )
@@ -516,13 +516,14 @@ def _describe(tensor) -> str:
     return f"{tensor.dtype} (scale {tensor.scale:.6g}, zero point {tensor.zero_point})"
 
 
-def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict) -> None:
+def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict, *, runner) -> None:
+    """Write manifest.json, and golden.json from the manifest's contract before it, so both are hashed."""
+    from mobile_export.golden import write_golden
     from mobile_export.models.weights import sha256_of
 
     source = context["source"]
     calibration = context["calibration"]
     validation = context["validation"]
-    files = {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
     manifest = {
         "schema_version": contract_module.SCHEMA_VERSION,
         "status": "passed" if record["gate"]["passed"] else "parity-failed",
@@ -576,11 +577,13 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
             "top1_changed": record["top1_changed"],
             "images": record["images"],
         },
-        "files": files,
+        "files": {},
         "command": context["command"],
         "seed": context["seed"],
         "versions": context["versions"],
     }
+    write_golden(folder, manifest, runner, context["labels"], validation.paths)
+    manifest["files"] = {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

@@ -54,6 +54,12 @@ class LiteRTModel:
         info = np.iinfo(dtype)
         return float(self.dequantize_output(np.array(info.min))), float(self.dequantize_output(np.array(info.max)))
 
+    def run_raw(self, tensor: np.ndarray) -> np.ndarray:
+        """Invoke the model on an input tensor already in its dtype; return the raw output, flat."""
+        self._interpreter.set_tensor(self.input["index"], tensor)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self.output["index"]).ravel().copy()
+
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Return the dequantized output row for one prepared ``HxWx3`` uint8 image."""
         self._interpreter.set_tensor(self.input["index"], self.quantize_input(pixels))
