@@ -326,6 +326,28 @@ def evaluate(out, data, limit_per_class, as_json) -> None:
         click.echo(f"| {name} | {scores['top1']:.1%} | {scores['top5']:.1%} |")
 
 
+@main.command(short_help="Put an export into the sample apps.")
+@click.argument("out", type=click.Path(path_type=str))
+@click.option("--android", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="The Android sample app's folder (android_demo).")
+@click.option("--ios", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="The iOS sample app's folder (ios_demo); it runs Core ML exports.")
+@click.option("--export", "export_name", default=None, help="Which export of OUT, e.g. tflite-int8, when it has several.")
+@click.option("--force", is_flag=True, help="Bundle an export even though it failed its parity gate.")
+def bundle(out, android, ios, export_name, force) -> None:
+    """Copy an export's model, labels.txt, manifest.json and golden.json into the sample apps'
+    model folders, after checking every file against the manifest's sha256 sums. The swap is
+    atomic, so an app never holds a mix of old and new files."""
+    from mobile_export import bundle as bundle_module
+
+    try:
+        written = bundle_module.bundle(out, android=android, ios=ios, export=export_name, force=force)
+    except (*_user_errors(), bundle_module.BundleError) as error:
+        raise _usage_error(error) from None
+    for folder in written:
+        click.echo(f"Bundled into {folder}")
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from mobile_export.data.images import ImageError, ImageFolderError
     from mobile_export.models.weights import WeightsError
