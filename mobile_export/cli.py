@@ -126,7 +126,7 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed for random weights and calibration augmentation.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
-@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--force", is_flag=True, help="Replace OUT if it is an earlier output of mobile-export.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
           calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, allow_float_ops,
           min_top1, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
@@ -189,8 +189,9 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
 @click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Labels to print per photo.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(model, images, top_k, as_json) -> None:
-    """Run MODEL (an exported .tflite file, or its export folder) on IMAGES through the model's
-    own input contract and print the top labels with scores."""
+    """Run MODEL (an exported .tflite file, or its export folder) on IMAGES (files, or folders
+    read recursively) through the model's own input contract and print the top labels with
+    scores."""
     from mobile_export import predict as predict_module
 
     try:
@@ -201,9 +202,11 @@ def predict(model, images, top_k, as_json) -> None:
 
     for note in notes:
         click.echo(f"Warning: {note}.", err=True)
-    if any(result["saturated"] for result in results):
+    saturated = [result["image"] for result in results if result["saturated"]]
+    if saturated:
         click.echo(
-            "Warning: some outputs reached the largest value the quantized output can hold; their top classes may tie.",
+            f"Warning: the output reached the largest value the quantized output can hold for {', '.join(saturated)}; "
+            "their top classes may tie.",
             err=True,
         )
     if as_json:

@@ -32,13 +32,13 @@ def check_output_folder(out: Path, *, force: bool) -> None:
         resolved, here = out.resolve(), Path.cwd().resolve()
         if resolved == here or resolved in here.parents:
             raise OutputError(f"Output folder {out} contains the current folder; choose another --out.")
-        if not force:
-            raise OutputError(f"Output folder {out} already exists; pass --force to replace it, or choose another --out.")
         if any(out.iterdir()) and not (out / MARKER).is_file():
             raise OutputError(
                 f"Output folder {out} is not empty and was not written by mobile-export (it has no {MARKER}); "
                 "--force replaces only earlier outputs, so choose another --out."
             )
+        if not force:
+            raise OutputError(f"Output folder {out} already exists; pass --force to replace it, or choose another --out.")
     parent = out.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"Cannot create {out}: its parent folder {parent} does not exist; create it first.")

@@ -218,7 +218,7 @@ def build(
             raise BuildOptionError(f"--io-type {io_type} does not apply to {mode}; it takes {', '.join(choices)}.")
         io_types[mode] = io_type if io_type in choices else choices[0]
     if io_type is not None and not any(QUANT_MODES[mode].needs_calibration for mode in modes):
-        raise BuildOptionError(f"--io-type applies to int8 and int16x8; {', '.join(modes)} keep float32 I/O.")
+        raise BuildOptionError(f"--io-type applies to int8 and int16x8 only; {', '.join(modes)} always use float32 I/O.")
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
@@ -301,9 +301,11 @@ def build(
                 log.warning("calibration: %s", warning)
         except CalibrationDataError as error:
             raise BuildOptionError(str(error)) from None
-        if source.output_kind == "logits":
-            output_range = output_range_for(_float_outputs(float_model, calibration.pixels))
-            log.info("quantized output range: %.1f to %.1f (twice the calibration photos' logits)", *output_range)
+        if source.output_kind == "logits" and "int8" in modes:
+            low, high = output_range_for(_float_outputs(float_model, calibration.pixels))
+            if high - low > 1e-3:
+                output_range = (low, high)
+                log.info("int8 output range: %.1f to %.1f (twice the calibration photos' logits)", low, high)
 
     context = {
         "source": source,
@@ -339,7 +341,12 @@ def build(
     failed = [e for e in result.exports if not e.passed]
     if failed:
         reasons = "; ".join(f"{e.folder.name} ({', '.join(e.parity['gate']['failures'])})" for e in failed)
-        raise ParityGateError(f"Parity gate failed for {reasons}; files are in {out} for inspection.", result)
+        hint = ""
+        if not source.pretrained:
+            hint = " Random weights give near-tied scores, so top-1 agreement means little; see --min-top1."
+        elif validation_data is None and source.labels_path is not None:
+            hint = " The bundled photos are ImageNet scenes; pass --validation-data with photos of your model's classes."
+        raise ParityGateError(f"Parity gate failed for {reasons}; files are in {out} for inspection.{hint}", result)
     return result
 
 
@@ -423,6 +430,12 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
 
     stage = _Timer()
     runner = LiteRTModel(content)
+    float_ops = runner.float_ops() if context["allow_float_ops"] else {}
+    if float_ops:
+        log.warning(
+            "%s: ops running in float (no integer kernel): %s",
+            name, ", ".join(f"{count} {op}" for op, count in float_ops.items()),
+        )
     callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
     exported = runner.run_all(context["validation"].pixels, progress=callback)
     names = [path.name for path in context["validation"].paths]
@@ -439,6 +452,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         "pretrained": context["source"].pretrained,
         "weights": context["source"].weights["source"],
         "runtime": "ai-edge-litert Interpreter",
+        "float_ops": float_ops,
     }
     from mobile_export.report import plots
 
@@ -598,7 +612,7 @@ def summary_rows(result: BuildResult) -> list[dict]:
         {
             "export": export.folder.name,
             "file": export.model_file.name,
-            "size_mb": round(export.size_bytes / 1e6, 3),
+            "size_bytes": export.size_bytes,
             "top1": f"{export.parity['images'] - export.parity['top1_changed']}/{export.parity['images']}",
             "cosine_min": round(export.parity["cosine_min"], 4),
             "sqnr_db": round(export.parity["sqnr_db"], 1),
@@ -616,7 +630,7 @@ def summary_table(result: BuildResult) -> str:
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['export']} | {row['file']} | {row['size_mb']:.2f} | {row['top1']} | {row['cosine_min']:.4f} | "
+            f"| {row['export']} | {row['file']} | {row['size_bytes'] / 1e6:.2f} | {row['top1']} | {row['cosine_min']:.4f} | "
             f"{row['sqnr_db']:.1f} | {row['max_abs_error']:.3g} | {row['gate']} |"
         )
     return "\n".join(lines)
@@ -643,7 +657,8 @@ def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
     weights_note = "" if context["source"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
     text = (
         f"# mobile-export build: {context['source'].file_stem}\n\n{summary_table(result)}\n"
-        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, parity.json, parity.md and its "
-        f"figures. {FLOAT_MODEL} is the float Keras model every export was compared with.\n"
+        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, golden.json, parity.json, "
+        f"parity.md and its figures (scatter.png; layer_errors.png for int8). {FLOAT_MODEL} is the float Keras model "
+        "every export was compared with.\n"
     )
     (staging / "summary.md").write_text(text, encoding="utf-8")

@@ -80,8 +80,11 @@ def predict(model: str | Path, images: Sequence[str | Path], *, top_k: int = 5) 
     from mobile_export.data import load_rgb, read_labels
     from mobile_export.runtime.litert import LiteRTModel
 
+    from mobile_export.data import list_images
+
     model_file, manifest = locate_export(model)
     input_contract = InputContract.from_dict(manifest["input"])
+    images = [found for image in images for found in (list_images(image) if Path(image).is_dir() else [image])]
     labels = read_labels(model_file.parent / manifest["labels"]["file"])
     runner = LiteRTModel(model_file)
 

@@ -45,6 +45,13 @@ def render_markdown(record: dict) -> str:
             "so their top classes may tie and the answer may be wrong.",
             "",
         ]
+    if record.get("float_ops"):
+        ops = ", ".join(f"{count} {op}" for op, count in record["float_ops"].items())
+        lines += [
+            f"> Ops running in float because this mode has no integer kernel for them: {ops}. Each one "
+            "dequantizes its input and quantizes its output, which costs speed.",
+            "",
+        ]
     if record.get("overridden"):
         lines += [f"> Gate thresholds overridden for this build: {', '.join(record['overridden'])}.", ""]
     if not record.get("pretrained", True):
@@ -90,7 +97,7 @@ def render_markdown(record: dict) -> str:
             "| layer | op | RMSE / scale |",
             "|---|---|---|",
         ]
-        lines += [f"| {row['layer']} | {row['op']} | {row['rmse_over_scale']:.2f} |" for row in record["layers"][:10]]
+        lines += [f"| {row['layer']} | {row['op']} | {row['rmse_over_scale']:.2f} |" for row in record["layers"]]
         lines += ["", "![largest per-layer error](layer_errors.png)", ""]
     lines += [
         "",

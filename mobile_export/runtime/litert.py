@@ -46,6 +46,18 @@ class LiteRTModel:
         scale, zero_point = self.output["quantization"]
         return (raw.astype(np.float32) - zero_point) * np.float32(scale)
 
+    def float_ops(self) -> dict[str, int]:
+        """Count the ops that compute in float32, apart from the (de)quantize ops at their edges."""
+        tensors = {tensor["index"]: tensor for tensor in self._interpreter.get_tensor_details()}
+        counts: dict[str, int] = {}
+        for op in self._interpreter._get_ops_details():
+            if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
+                continue
+            outputs = [tensors[index] for index in op["outputs"] if index in tensors]
+            if outputs and all(np.dtype(tensor["dtype"]) == np.float32 for tensor in outputs):
+                counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+        return counts
+
     def output_limits(self) -> tuple[float, float] | None:
         """The smallest and largest values a quantized output can hold, or None for float output."""
         dtype = np.dtype(self.output["dtype"])

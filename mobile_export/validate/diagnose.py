@@ -40,6 +40,7 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
         buffer = io.StringIO()
         debugger.layer_statistics_dump(buffer)
 
+    known = {layer.name for layer in _all_layers(model)}
     rows = []
     buffer.seek(0)
     for record in csv.DictReader(buffer):
@@ -49,7 +50,7 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
             continue
         rows.append(
             {
-                "layer": layer_name(record["tensor_name"]),
+                "layer": layer_name(record["tensor_name"], known),
                 "op": record["op_name"],
                 "rmse_over_scale": float(np.sqrt(mse) / scale),
                 "mse": mse,
@@ -60,14 +61,23 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
     return rows
 
 
-def layer_name(tensor_name: str) -> str:
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def layer_name(tensor_name: str, known: set[str] | None = None) -> str:
     """Shorten a converter tensor name to the Keras layer it came from.
 
-    Fused tensors are named like ``model/block16_project_bn_1/batchnorm/add_1;model/block16_...``;
-    the first path segment after the model name is the layer (Keras adds a ``_1`` call suffix).
+    Fused tensors are named like ``model/block16_project_bn_1/batchnorm/add_1;model/block16_...``,
+    and layers of a nested model add a path level. The deepest path segment that names a known
+    layer (after removing Keras' ``_1`` call suffix) wins; without ``known``, the first one does.
     """
     first = tensor_name.split(";")[0]
-    parts = first.split("/")
+    parts = [re.sub(r"_\d+$", "", part) for part in first.split("/")]
     if len(parts) < 2:
         return "output" if first.startswith("StatefulPartitionedCall") else first
-    return re.sub(r"_\d+$", "", parts[1])
+    matches = [part for part in parts[1:] if known and part in known]
+    return matches[-1] if matches else parts[1]
