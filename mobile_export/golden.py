@@ -17,7 +17,8 @@ import numpy as np
 from mobile_export.contract import InputContract
 
 GOLDEN_FILE = "golden.json"
-# Landscape and portrait photos, so both branches of the resize are covered.
+# Two real photos; the first is also used rotated by 90 degrees, so that a portrait photo takes the
+# resize's other branch (both photos are landscape relative to the bundled model sizes).
 PREFERRED_PHOTOS = ("chelsea.png", "coins.png")
 MAX_PHOTO_SIDE = 512
 TOP_K = 5
@@ -80,15 +81,17 @@ def write_golden(folder: Path, manifest: dict, runner, labels: list[str], photos
     contract = InputContract.from_dict(manifest["input"])
     inp, out = manifest["input"], manifest["output"]
     cases = []
-    for path in golden_photos(photos):
-        photo = _case_photo(path)
+    chosen = golden_photos(photos)
+    sources = [(path.name, _case_photo(path)) for path in chosen]
+    sources.append((f"{chosen[0].name} rotated 90 degrees", np.ascontiguousarray(np.rot90(_case_photo(chosen[0])))))
+    for name, photo in sources:
         pixels = contract.prepare(photo)
         tensor = quantize_input(pixels, dtype=inp["dtype"], scale=inp["scale"], zero_point=inp["zero_point"])
         raw = runner.run_raw(tensor.reshape(runner.input["shape"]))
         values = scores(raw, dtype=out["dtype"], scale=out["scale"], zero_point=out["zero_point"], kind=out["kind"])
         cases.append(
             {
-                "name": path.name,
+                "name": name,
                 "photo_height": int(photo.shape[0]),
                 "photo_width": int(photo.shape[1]),
                 "photo_rgb_base64": _b64(photo),

@@ -62,6 +62,14 @@ def test_top_k_matches(folder):
         np.testing.assert_allclose([e["score"] for e in top], [e["score"] for e in case["top_k"]], atol=1e-9)
 
 
+def test_cases_cover_both_resize_branches():
+    for folder in FIXTURES:
+        manifest, cases, _ = _load(folder)
+        _, height, width, _ = manifest["input"]["shape"]
+        wide = [case["photo_width"] * height >= case["photo_height"] * width for case in cases]
+        assert True in wide and False in wide, folder.name
+
+
 def test_real_v2_case_is_the_reference_class():
     _, cases, _ = _load(Path(__file__).parent / "golden" / "v2_224_int8_uint8io")
     chelsea = next(case for case in cases if case["name"] == "chelsea.png")
