@@ -64,8 +64,8 @@ final class PreprocessorTests: XCTestCase {
     }
 
     func testPortraitIsTransposeOfLandscape() throws {
-        // Every fixture photo is landscape. The algorithm is symmetric in its axes, so a transposed photo
-        // into a transposed model size must give the transposed result through the portrait branch.
+        // The algorithm is symmetric in its axes, so a transposed photo into a transposed model size must
+        // give the transposed result, through the other branch of the resize, whatever the fixtures hold.
         let height = 211, width = 343
         let photo = randomPhoto(height: height, width: width, seed: 7)
 
