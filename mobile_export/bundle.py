@@ -82,7 +82,7 @@ def bundle(out: str | Path, *, android: str | Path | None = None, ios: str | Pat
     if ios is not None:
         if manifest["model"]["target"] != "coreml":
             raise BundleError(
-                f"The iOS app runs Core ML models through Vision; {folder.name} is a "
+                f"The iOS app runs Core ML models; {folder.name} is a "
                 f"{manifest['model']['target']} export. Core ML export is not available yet."
             )
         targets.append(_app_root(ios, "MobileExportDemo") / IOS_MODEL_DIR)
