@@ -38,7 +38,7 @@ def test_layout_has_one_folder_per_export(real_build):
     assert (out / "summary.json").is_file()
     assert (out / "summary.md").is_file()
     assert not list(out.parent.glob(".out.partial-*"))
-    common = ["labels.txt", "manifest.json", "parity.json", "parity.md", "scatter.png"]
+    common = ["golden.json", "labels.txt", "manifest.json", "parity.json", "parity.md", "scatter.png"]
     assert sorted(p.name for p in (out / "tflite-fp32").iterdir()) == sorted(
         ["mobilenet_v2_1.0_224_fp32.tflite", *common]
     )
