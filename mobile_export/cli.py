@@ -351,6 +351,26 @@ def bundle(out, android, ios, export_name, force) -> None:
         click.echo(f"Bundled into {folder}")
 
 
+@main.command(short_help="Latency, size and memory of exports in LiteRT on this CPU.")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Threads for the multi-threaded measurement (one is always measured too).")
+@click.option("--runs", type=click.IntRange(5, 10000), default=50, show_default=True, help="Timed invocations.")
+@click.option("--warmup", type=click.IntRange(0, 1000), default=5, show_default=True, help="Untimed invocations first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench(models, threads, runs, warmup, as_json) -> None:
+    """Measure each export in MODELS (model files or export folders): size, parameters, MACs,
+    LiteRT latency with XNNPACK at 1 and --threads threads (median and p90), effective GMAC/s,
+    peak memory, whether the graph has dynamic shapes, and its parity."""
+    from mobile_export import bench as bench_module
+
+    try:
+        rows = bench_module.bench(models, threads=threads, warmup=warmup, runs=runs)
+    except (*_user_errors(), bench_module.BenchError) as error:
+        raise _usage_error(error) from None
+    click.echo(json.dumps(rows, indent=2) if as_json else bench_module.table(rows, threads))
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from mobile_export.data.images import ImageError, ImageFolderError
     from mobile_export.models.weights import WeightsError

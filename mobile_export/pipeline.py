@@ -318,6 +318,7 @@ def build(
         "output_range": output_range,
         "io_types": io_types,
         "diagnose": diagnose,
+        "cost": _cost(float_model),
         "per_tensor": per_tensor,
         "allow_float_ops": allow_float_ops,
         "overridden": sorted(key for key, value in (gate_overrides or {}).items() if value is not None),
@@ -375,6 +376,17 @@ def _load_photos(split: str, folder, input_contract: InputContract, progress: Pr
 def _float_outputs(model, images: np.ndarray) -> np.ndarray:
     outputs = [np.asarray(model(images[i : i + 1].astype(np.float32), training=False))[0] for i in range(len(images))]
     return np.stack(outputs).astype(np.float32)
+
+
+def _cost(model) -> dict:
+    """Parameters and multiply-accumulates of the float model, or None where it cannot be counted."""
+    from mobile_export.models import cost
+
+    try:
+        totals = cost.totals(cost.layer_costs(model))
+    except (NotImplementedError, ValueError):  # nested user models, unknown layers
+        return {"params": int(model.count_params()), "macs": None}
+    return {"params": int(totals.params), "macs": int(totals.macs)}
 
 
 def _check_photo_folder(split: str, folder) -> None:
@@ -549,6 +561,8 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
             "minimalistic": source.minimalistic,
             "resolution": context["resolution"],
             "quant": mode.name,
+            "params": context["cost"]["params"],
+            "macs": context["cost"]["macs"],
             "quant_description": mode.description,
             "io_type": context["io_types"][mode.name],
             "weights_per_channel": not context["per_tensor"],

@@ -214,3 +214,21 @@ def test_force_replaces_out_completely(tmp_path):
     assert not (out / "stale.txt").exists()
     assert (out / "tflite-fp32" / "manifest.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_bench_measures_both_exports(small_build):
+    out, _ = small_build
+
+    result = _run("bench", str(out / "tflite-fp32"), str(out / "tflite-int8"), "--runs", "10", "--json")
+
+    assert result.exit_code == 0, result.output
+    fp32, int8 = json.loads(result.stdout)
+    assert fp32["mode"] == "fp32"
+    assert int8["mode"] == "int8"
+    assert int8["size_mb"] < fp32["size_mb"]
+    assert fp32["latency_1_thread_ms"] > 0
+    assert fp32["latency_vs_fp32"] == 1.0
+    assert int8["macs"] == fp32["macs"] > 0
+    assert int8["params"] == 1_691_208  # V2 at alpha 0.35, as Keras counts it
+    assert fp32["dynamic_shapes"] is False
+    assert fp32["peak_rss_mb"] > 0
