@@ -62,7 +62,8 @@ def _measure(model_file: Path, threads: int, warmup: int, runs: int) -> dict:
         text=True,
     )
     if result.returncode != 0:
-        raise BenchError(f"Benchmarking {model_file} failed: {result.stderr.strip().splitlines()[-1:]}")
+        lines = result.stderr.strip().splitlines()
+        raise BenchError(f"Benchmarking {model_file} failed: {lines[-1] if lines else 'no error output'}.")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

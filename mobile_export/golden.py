@@ -48,7 +48,7 @@ def scores(raw: np.ndarray, *, dtype: str, scale: float, zero_point: int, kind: 
 
 
 def top_k(values: np.ndarray, labels: list[str], k: int = TOP_K) -> list[dict]:
-    """The ``k`` best classes, ties broken by the lower index."""
+    """Return the ``k`` best classes, ties broken by the lower index."""
     order = np.argsort(-values, kind="stable")[:k]
     return [{"index": int(i), "label": labels[i], "score": float(values[i])} for i in order]
 
