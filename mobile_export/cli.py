@@ -120,6 +120,8 @@ def main() -> None:
 @click.option("--allow-float-ops", is_flag=True,
               help="Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
 @click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
+@click.option("--min-top5", type=click.FloatRange(0, 1), default=None,
+              help="Override the gate: minimum share of photos whose float top-1 is in the export's top 5.")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), default=None, help="Override the gate: minimum per-photo cosine.")
 @click.option("--min-sqnr", type=float, default=None, help="Override the gate: minimum median SQNR in dB.")
 @click.option("--max-abs-error", type=click.FloatRange(min=0), default=None, help="Override the gate: maximum absolute output error.")
@@ -129,7 +131,7 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it is an earlier output of mobile-export.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
           calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, allow_float_ops,
-          min_top1, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
+          min_top1, min_top5, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
     """Build a MobileNet with real weights, export it in each --quant mode, run every export in
     the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
     folder per export (model, labels.txt, manifest.json, parity.json, parity.md).
@@ -151,6 +153,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
 
     gate_overrides = {
         "min_top1_agreement": min_top1,
+        "min_top5_agreement": min_top5,
         "min_cosine": min_cosine,
         "min_sqnr_db": min_sqnr,
         "max_abs_error": max_abs_error,
@@ -358,7 +361,9 @@ def bundle(out, android, ios, export_name, force) -> None:
 @click.option("--runs", type=click.IntRange(5, 10000), default=50, show_default=True, help="Timed invocations.")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=5, show_default=True, help="Untimed invocations first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(models, threads, runs, warmup, as_json) -> None:
+@click.option("--adb-script", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write a shell script that times the same models on a phone with benchmark_model over adb.")
+def bench(models, threads, runs, warmup, as_json, adb_script) -> None:
     """Measure each export in MODELS (model files or export folders): size, parameters, MACs,
     LiteRT latency with XNNPACK at 1 and --threads threads (median and p90), effective GMAC/s,
     peak memory, whether the graph has dynamic shapes, and its parity."""
@@ -369,6 +374,16 @@ def bench(models, threads, runs, warmup, as_json) -> None:
     except (*_user_errors(), bench_module.BenchError) as error:
         raise _usage_error(error) from None
     click.echo(json.dumps(rows, indent=2) if as_json else bench_module.table(rows, threads))
+    if adb_script is not None:
+        from pathlib import Path
+
+        from mobile_export.predict import locate_export
+
+        files = [locate_export(model)[0] for model in models]
+        script = Path(adb_script)
+        script.write_text(bench_module.adb_script(files), encoding="utf-8")
+        script.chmod(0o755)
+        click.echo(f"Wrote {script}; put benchmark_model beside it and run it with a phone connected.", err=True)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

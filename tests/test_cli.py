@@ -232,3 +232,16 @@ def test_bench_measures_both_exports(small_build):
     assert int8["params"] == 1_691_208  # V2 at alpha 0.35, as Keras counts it
     assert fp32["dynamic_shapes"] is False
     assert fp32["peak_rss_mb"] > 0
+
+
+def test_bench_writes_an_adb_script(small_build, tmp_path):
+    out, _ = small_build
+    script = tmp_path / "phone.sh"
+
+    result = _run("bench", str(out / "tflite-int8"), "--runs", "5", "--adb-script", str(script))
+
+    assert result.exit_code == 0, result.output
+    text = script.read_text()
+    assert "--graph=/data/local/tmp/mobilenet_v2_0.35_64_int8.tflite --num_threads=1" in text
+    assert "--num_threads=4" in text
+    subprocess.run(["bash", "-n", str(script)], check=True)
