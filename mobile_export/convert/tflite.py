@@ -79,16 +79,17 @@ def kernel_gaps(model, mode: QuantMode) -> dict[str, list[str]]:
     """Return ``{op: [layer names]}`` for the layers of ``model`` that ``mode`` cannot run in integer."""
     gaps = {}
     for op, suffix in KERNEL_GAPS.get(mode.name, {}).items():
-        names = [layer.name for layer in _all_layers(model) if layer.name.endswith(suffix)]
+        names = [layer.name for layer in all_layers(model) if layer.name.endswith(suffix)]
         if names:
             gaps[op] = names
     return gaps
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Yield every layer of ``model``, including the layers of nested models."""
     for layer in model.layers:
         if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
         yield layer
 
 

@@ -23,7 +23,7 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
     """Return one row per quantized tensor, worst first: ``layer``, ``op``, ``rmse_over_scale``,
     ``mse`` and ``scale``. ``options`` are :func:`mobile_export.convert.tflite.make_converter`'s."""
     from mobile_export._tf import captured_output, import_tensorflow
-    from mobile_export.convert.tflite import make_converter
+    from mobile_export.convert.tflite import all_layers, make_converter
 
     tf = import_tensorflow()
     options = options | {"io_type": "float32"}  # the debugger compares float-interface models
@@ -40,7 +40,7 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
         buffer = io.StringIO()
         debugger.layer_statistics_dump(buffer)
 
-    known = {layer.name for layer in _all_layers(model)}
+    known = {layer.name for layer in all_layers(model)}
     rows = []
     buffer.seek(0)
     for record in csv.DictReader(buffer):
@@ -59,13 +59,6 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
         )
     rows.sort(key=lambda row: -row["rmse_over_scale"])
     return rows
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
 
 
 def layer_name(tensor_name: str, known: set[str] | None = None) -> str:
