@@ -1,7 +1,7 @@
 """Put an export into the sample apps, where each app loads its model, labels and manifest.
 
 Files are checked against the sha256 sums in the export's manifest, copied into a staging folder
-beside the app's model folder, checked again, and swapped in with renames, so an app never holds
+beside the app's model folder, checked again, and swapped in with renames, so an app never contains
 a mix of old and new files. An export that failed its parity gate is refused unless forced.
 """
 
@@ -16,7 +16,7 @@ from mobile_export.models.weights import sha256_of
 from mobile_export.outputs import replace_folder
 from mobile_export.predict import ExportFolderError, locate_export
 
-# Where each app loads its model files from, relative to the app's root folder.
+# Each app's model folder, relative to the app's root folder.
 ANDROID_MODEL_DIR = Path("app/src/main/assets/model")
 IOS_MODEL_DIR = Path("MobileExportDemo/Model")
 BUNDLED_FILES = ("manifest.json", "labels.txt", "golden.json")
@@ -39,7 +39,7 @@ def choose_export(out: Path, export: str | None) -> Path:
             raise BundleError(f"{out} has no export {export!r}; it has {', '.join(names)}.")
         return out / export
     if len(names) != 1:
-        raise BundleError(f"{out} holds several exports ({', '.join(names)}); choose one with --export.")
+        raise BundleError(f"{out} contains several exports ({', '.join(names)}); choose one with --export.")
     return out / names[0]
 
 

@@ -343,7 +343,7 @@ def evaluate(out, data, limit_per_class, as_json) -> None:
 def bundle(out, android, ios, export_name, force) -> None:
     """Copy an export's model, labels.txt, manifest.json and golden.json into the sample apps'
     model folders, after checking every file against the manifest's sha256 sums. The swap is
-    atomic, so an app never holds a mix of old and new files."""
+    atomic, so an app never contains a mix of old and new files."""
     from mobile_export import bundle as bundle_module
 
     try:

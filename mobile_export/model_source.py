@@ -180,7 +180,7 @@ def from_keras_file(
 
 
 def finalize(source: ModelSource, model) -> ModelSource:
-    """Fill in what only the loaded model tells: input size and output kind of a Keras file."""
+    """Fill in what only the loaded model reveals: the input size and output kind of a Keras file."""
     if source._model_path is None:
         return source
     from mobile_export.models import user_model

@@ -390,7 +390,7 @@ def _cost(model) -> dict:
 
 
 def _check_photo_folder(split: str, folder) -> None:
-    """Fail before the model is loaded when a photo folder is missing or holds no image files."""
+    """Fail before the model is loaded when a photo folder is missing or contains no image files."""
     if folder is None:
         return
     from mobile_export.data import list_images

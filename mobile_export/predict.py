@@ -29,7 +29,7 @@ def locate_export(model: str | Path) -> tuple[Path, dict]:
             return locate_export(folder / exports[0])
         if exports:
             raise ExportFolderError(
-                f"{path} holds several exports ({', '.join(exports)}); pass one of them, e.g. {path / exports[0]}."
+                f"{path} contains several exports ({', '.join(exports)}); pass one of them, e.g. {path / exports[0]}."
             )
     if not manifest_path.is_file():
         raise ExportFolderError(

@@ -71,7 +71,7 @@ QUANT_MODES = {
 INPUT_QUANTIZATION = {"uint8": (1.0, 0), "int8": (1.0, -128), "int16": (255.0 / 32767.0, 0)}
 
 # Ops that a mode has no integer kernel for in TFLite 2.21, found by converting every
-# architecture; the layer-name suffix our builders give to each op.
+# architecture. Each maps to the layer-name suffix our builders give that op.
 KERNEL_GAPS = {"int16x8": {"HARD_SWISH": "_hswish"}}
 
 
@@ -170,9 +170,9 @@ def make_converter(
             f"shape {tuple(model.inputs[0].shape)}."
         )
     tf = import_tensorflow()
-    # NOTE: int16x8 keeps the calibrated output range: a 16-bit FakeQuant op turns into a
-    # DEQUANTIZE that the 16x8 quantizer rejects (TF 2.21), so confident photos can still
-    # saturate its output; parity counts them.
+    # NOTE: int16x8 keeps the calibrated output range, because a 16-bit FakeQuant op turns into
+    # a DEQUANTIZE that the 16x8 quantizer rejects (TF 2.21). Confident photos can therefore
+    # still saturate its output, and parity counts them.
     if output_range is not None and mode.name == "int8":
         model = _with_output_range(model, output_range, bits=8)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -99,7 +99,7 @@ def load_user_model(path: Path):
 
 
 def input_size(model, resolution: tuple[int, int] | None, path: Path) -> tuple[int, int]:
-    """The model's fixed input size, or ``resolution`` when the model accepts any size."""
+    """Return the model's fixed input size, or ``resolution`` when the model accepts any size."""
     _, height, width, _ = model.inputs[0].shape
     if height is not None and width is not None:
         if resolution is not None and tuple(resolution) != (height, width):

@@ -208,7 +208,7 @@ def _resolve_file(arch: str, path: Path) -> WeightsSpec:
     elif suffix in CHECKPOINT_SUFFIXES:
         meta = _checkpoint_meta(path)
         if meta["arch"] != arch:
-            raise WeightsError(f"{path} holds {meta['arch']} weights, not {arch}; pass --arch {meta['arch']}.")
+            raise WeightsError(f"{path} contains {meta['arch']} weights, not {arch}; pass --arch {meta['arch']}.")
         conventions = Conventions.from_dict(meta["conventions"])
         description = f"mobile-export checkpoint {path.name} ({meta.get('description', 'no description')})"
     else:

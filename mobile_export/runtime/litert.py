@@ -59,7 +59,7 @@ class LiteRTModel:
         return counts
 
     def output_limits(self) -> tuple[float, float] | None:
-        """The smallest and largest values a quantized output can hold, or None for float output."""
+        """Return the smallest and largest values a quantized output can represent, or None for float output."""
         dtype = np.dtype(self.output["dtype"])
         if dtype.kind == "f":
             return None
