@@ -117,6 +117,9 @@ def main() -> None:
 @click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per channel (loses accuracy).")
 @click.option("--diagnose/--no-diagnose", default=True, show_default=True,
               help="Measure each int8 layer's quantization error and chart the worst (about 10 s).")
+@click.option("--rescue/--no-rescue", default=True, show_default=True,
+              help="int8: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
+              "most in float; --no-rescue gives the plain converter's int8.")
 @click.option("--allow-float-ops", is_flag=True,
               help="Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
 @click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
@@ -130,7 +133,7 @@ def main() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it is an earlier output of mobile-export.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
-          calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, allow_float_ops,
+          calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, rescue, allow_float_ops,
           min_top1, min_top5, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
     """Build a MobileNet with real weights, export it in each --quant mode, run every export in
     the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
@@ -165,7 +168,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
             std=std, labels=labels,
             calibration_data=calibration_data, validation_data=validation_data,
             calibration_samples=calibration_samples, io_type=io_type, per_tensor=per_tensor,
-            allow_float_ops=allow_float_ops, diagnose=diagnose, gate_overrides=gate_overrides, force=force, seed=seed,
+            allow_float_ops=allow_float_ops, diagnose=diagnose, rescue=rescue, gate_overrides=gate_overrides, force=force, seed=seed,
             command=["mobile-export", *sys.argv[1:]], progress=console.progress,
         )
     except pipeline.ParityGateError as error:

@@ -148,6 +148,7 @@ def build(
     per_tensor: bool = False,
     allow_float_ops: bool = False,
     diagnose: bool = True,
+    rescue: bool = True,
     gate_overrides: dict | None = None,
     force: bool = False,
     seed: int = DEFAULT_SEED,
@@ -179,6 +180,9 @@ def build(
             or ``float32`` for int8; ``int16`` (its default) or ``float32`` for int16x8.
         per_tensor: one weight scale per tensor instead of per channel.
         allow_float_ops: let ops without an integer kernel in a mode run in float.
+        rescue: for int8, replace the calibrator's min/max activation ranges with least-error
+            clipping and, when the gate still fails, keep the blocks that hurt the logits most in
+            float (searched on the calibration photos); ``False`` gives the plain converter's int8.
         diagnose: measure every int8 layer's quantization error with TFLite's
             QuantizationDebugger (about 10 s for V2 at 224) and chart the worst.
         gate_overrides: :class:`~mobile_export.validate.parity.Gate` fields to override.
@@ -282,6 +286,7 @@ def build(
 
     representative = None
     output_range = None
+    calibration_reference = None
     if needs_calibration:
         from mobile_export.calibrate import (
             CalibrationDataError,
@@ -301,8 +306,10 @@ def build(
                 log.warning("calibration: %s", warning)
         except CalibrationDataError as error:
             raise BuildOptionError(str(error)) from None
+        if "int8" in modes:
+            calibration_reference = _float_outputs(float_model, calibration.pixels)
         if source.output_kind == "logits" and "int8" in modes:
-            low, high = output_range_for(_float_outputs(float_model, calibration.pixels))
+            low, high = output_range_for(calibration_reference)
             if high - low > 1e-3:
                 output_range = (low, high)
                 log.info("int8 output range: %.1f to %.1f (twice the calibration photos' logits)", low, high)
@@ -318,6 +325,8 @@ def build(
         "output_range": output_range,
         "io_types": io_types,
         "diagnose": diagnose,
+        "rescue": rescue,
+        "calibration_reference": calibration_reference,
         "cost": _cost(float_model),
         "per_tensor": per_tensor,
         "allow_float_ops": allow_float_ops,
@@ -418,46 +427,72 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
 
     stage = _Timer()
     calibrating = (lambda done, total: progress(f"calibrating {name}", done, total)) if progress else None
-    content = tflite.convert(
-        model,
-        mode,
-        io_type=io_type,
-        per_tensor=context["per_tensor"],
-        allow_float_ops=context["allow_float_ops"],
-        representative=context["representative"],
-        output_range=context["output_range"],
-        log_path=log_file,
-        progress=calibrating,
-    )
-    shutil.move(log_file, logs / f"{name}-converter.log")
+    calibrated = None
+    if mode.name == "int8" and context["rescue"]:
+        calibrated = tflite.calibrate(
+            model,
+            mode,
+            io_type=io_type,
+            per_tensor=context["per_tensor"],
+            representative=context["representative"],
+            output_range=context["output_range"],
+            log_path=log_file,
+            progress=calibrating,
+        )
+        content = tflite.quantize(calibrated)
+    else:
+        content = tflite.convert(
+            model,
+            mode,
+            io_type=io_type,
+            per_tensor=context["per_tensor"],
+            allow_float_ops=context["allow_float_ops"],
+            representative=context["representative"],
+            output_range=context["output_range"],
+            log_path=log_file,
+            progress=calibrating,
+        )
     inp, out = tflite.read_io(content)
     tflite.check_io(mode, io_type, inp, out, input_shape=context["contract"].shape)
-    content = _with_metadata(content, mode, io_type, context)
-    model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
-    model_file.write_bytes(content)
     log.info(
-        "%s: %s, %.2f MB, input %s, output %s (%.1f s)",
-        name, model_file.name, len(content) / 1e6, _describe(inp), _describe(out), stage.seconds(),
+        "%s: %.2f MB, input %s, output %s (%.1f s)",
+        name, len(content) / 1e6, _describe(inp), _describe(out), stage.seconds(),
     )
 
     stage = _Timer()
-    runner = LiteRTModel(content)
-    float_ops = runner.float_ops() if context["allow_float_ops"] else {}
+    names = [path.name for path in context["validation"].paths]
+    runner, exported, metrics = _validate_tflite(content, name, reference, names, context, progress)
+    verdict = judge(metrics, gate)
+    rescue = None
+    if calibrated is not None and not verdict["passed"]:
+        if context["source"].pretrained:
+            rescue = _rescue_int8(calibrated, name, model, gate, content, metrics, context)
+        else:
+            log.info("%s: gate failed with random weights, whose near-tied scores no rescue can fix; not searching", name)
+    float_nodes = rescue.pop("nodes") if rescue is not None else []
+    if float_nodes:
+        content = tflite.quantize(calibrated, float_nodes=float_nodes)
+        inp, out = tflite.read_io(content)
+        tflite.check_io(mode, io_type, inp, out, input_shape=context["contract"].shape)
+        runner, exported, metrics = _validate_tflite(content, name, reference, names, context, progress)
+        verdict = judge(metrics, gate)
+        rescue["cost"]["size_bytes_after"] = len(content)
+        rescue["cost"]["latency_ms_after"] = _latency_ms(content)
+    shutil.move(log_file, logs / f"{name}-converter.log")
+    content = _with_metadata(content, mode, io_type, context)
+    model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
+    model_file.write_bytes(content)
+    float_ops = runner.float_ops() if context["allow_float_ops"] or rescue else {}
     if float_ops:
         log.warning(
-            "%s: ops running in float (no integer kernel): %s",
-            name, ", ".join(f"{count} {op}" for op, count in float_ops.items()),
+            "%s: ops running in float: %s", name, ", ".join(f"{count} {op}" for op, count in float_ops.items())
         )
-    callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
-    exported = runner.run_all(context["validation"].pixels, progress=callback)
-    names = [path.name for path in context["validation"].paths]
-    metrics = compare(reference, exported, names=names, labels=context["labels"], output_limits=runner.output_limits())
     record = {
         "export": name,
         "target": "tflite",
         "mode": mode.name,
         **metrics,
-        "gate": judge(metrics, gate),
+        "gate": verdict,
         "overridden": context["overridden"],
         "output_kind": context["source"].output_kind,
         "validation_source": context["validation"].source,
@@ -466,6 +501,12 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         "runtime": "ai-edge-litert Interpreter",
         "float_ops": float_ops,
     }
+    if mode.name == "int8":
+        record["recipe"] = {
+            "activation_ranges": "least-error clipping" if calibrated is not None else "calibrator min/max",
+            "ranges_narrowed": len(calibrated.range_changes) if calibrated is not None else 0,
+            "rescue": rescue,
+        }
     from mobile_export.report import plots
 
     plots.scatter(
@@ -480,6 +521,8 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
             mode,
             representative=context["representative"],
             log_path=logs / f"{name}-debugger.log",
+            calibrated=calibrated,
+            float_nodes=float_nodes,
             output_range=context["output_range"],
             per_tensor=context["per_tensor"],
             allow_float_ops=context["allow_float_ops"],
@@ -508,6 +551,58 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     return ExportResult(
         target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
     )
+
+
+def _validate_tflite(content: bytes, name: str, reference, names, context: dict, progress):
+    """Run the validation photos through ``content`` in LiteRT; return the runner, outputs, metrics."""
+    from mobile_export.runtime.litert import LiteRTModel
+    from mobile_export.validate.parity import compare
+
+    runner = LiteRTModel(content)
+    callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
+    exported = runner.run_all(context["validation"].pixels, progress=callback)
+    metrics = compare(reference, exported, names=names, labels=context["labels"], output_limits=runner.output_limits())
+    return runner, exported, metrics
+
+
+def _rescue_int8(calibrated, name: str, model, gate, content: bytes, metrics: dict, context: dict) -> dict:
+    """Search for blocks to keep in float, measured on calibration samples; see :mod:`.validate.rescue`."""
+    from mobile_export.convert import tflite
+    from mobile_export.runtime.litert import LiteRTModel
+    from mobile_export.validate import rescue as rescue_module
+    from mobile_export.validate.parity import compare
+
+    stage = _Timer()
+    samples = context["representative"][: rescue_module.SAMPLES]
+    photos = samples.astype(np.uint8)
+    expected = _float_outputs(model, samples)
+    names = [f"calibration sample {index}" for index in range(len(samples))]
+
+    def measure(float_nodes: list[str]) -> float:
+        outputs = LiteRTModel(tflite.quantize(calibrated, float_nodes=float_nodes)).run_all(photos)
+        return compare(expected, outputs, names=names, labels=context["labels"])["sqnr_db"]
+
+    # Calibration samples score lower than validation photos (scenes and crops give smaller
+    # logits), so the target is the validation shortfall added to the calibration score.
+    shortfall = max(gate.min_sqnr_db or 0.0, rescue_module.TARGET_DB) - metrics["sqnr_db"]
+    found = rescue_module.search(
+        tflite.op_outputs(calibrated.content), measure, shortfall_db=max(shortfall, 0.0) + rescue_module.MARGIN_DB
+    )
+    log.info(
+        "%s rescue: %s in float; calibration-sample SQNR %.1f → %.1f dB (target %.1f) (%.1f s)",
+        name, ", ".join(found.blocks) or "no block", found.before_db, found.after_db, found.target_db, stage.seconds(),
+    )
+    record = found.to_dict() | {"nodes": found.nodes, "seconds": round(stage.seconds(), 1)}
+    record["validation_before"] = {key: metrics[key] for key in ("top1_agreement", "cosine_min", "sqnr_db")}
+    record["cost"] = {"size_bytes_before": len(content), "latency_ms_before": _latency_ms(content)}
+    return record
+
+
+def _latency_ms(content: bytes, runs: int = 30) -> float:
+    """Median single-thread LiteRT latency of ``content`` on this machine, for the rescue's cost."""
+    from mobile_export.runtime.litert import LiteRTModel
+
+    return round(LiteRTModel(content, num_threads=1).median_latency_ms(runs), 3)
 
 
 def _with_metadata(content: bytes, mode, io_type: str, context: dict) -> bytes:

@@ -8,7 +8,9 @@ file is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,25 @@ class TensorInfo:
         return dataclasses.asdict(self) | {"shape": list(self.shape)}
 
 
+@dataclasses.dataclass
+class Calibrated:
+    """A calibrated float flatbuffer, ready to quantize with different choices.
+
+    Calibration is the slow step (it runs every representative sample), so the rescue search
+    quantizes this one model many times with different layers left in float.
+    """
+
+    content: bytes
+    mode: QuantMode
+    io_type: str
+    per_tensor: bool
+    log_path: Path
+    range_changes: list = dataclasses.field(default_factory=list)
+
+
+ACTIVATION_RANGES = ("mse", "minmax")
+
+
 def convert(
     model,
     mode: QuantMode,
@@ -117,6 +138,7 @@ def convert(
     output_range: tuple[float, float] | None = None,
     per_tensor: bool = False,
     allow_float_ops: bool = False,
+    activation_ranges: str = "minmax",
     progress=None,
 ) -> bytes:
     """Convert a batch-1 Keras model to a TFLite flatbuffer in ``mode``.
@@ -125,9 +147,18 @@ def convert(
     float32 calibration inputs (N, H, W, 3) in 0..255, as the model takes them; calibrated modes
     need it. ``output_range`` fixes the quantized output's ``(min, max)`` instead of taking it
     from calibration. ``per_tensor`` turns off per-channel weights; ``allow_float_ops`` lets ops
-    without an integer kernel run in float. Converter output goes to ``log_path``;
-    ``progress(done, total)`` is called as calibration consumes samples.
+    without an integer kernel run in float. ``activation_ranges="mse"`` (int8 only) replaces
+    the calibrator's min/max ranges with least-error ones; see :mod:`.ranges`. Converter output
+    goes to ``log_path``; ``progress(done, total)`` is called as calibration consumes samples.
     """
+    if activation_ranges not in ACTIVATION_RANGES:
+        raise ConversionError(f"Activation ranges {activation_ranges!r}: expected one of {', '.join(ACTIVATION_RANGES)}.")
+    if mode.name == "int8" and activation_ranges == "mse":
+        calibrated = calibrate(
+            model, mode, io_type=io_type, representative=representative, log_path=log_path,
+            output_range=output_range, per_tensor=per_tensor, progress=progress,
+        )
+        return quantize(calibrated)
     converter = make_converter(
         model,
         mode,
@@ -138,15 +169,87 @@ def convert(
         allow_float_ops=allow_float_ops,
         progress=progress,
     )
-    with captured_output(log_path):
-        try:
-            return converter.convert()
-        except Exception as error:  # the converter raises many unrelated types
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            hint = " Pass --allow-float-ops to run such ops in float." if "not yet supported for op" in first_line else ""
-            raise ConversionError(
-                f"The TFLite converter failed in mode {mode.name}: {first_line}.{hint} (full log: {log_path})"
-            ) from None
+    with captured_output(log_path), _conversion_errors(mode, log_path):
+        return converter.convert()
+
+
+def calibrate(
+    model,
+    mode: QuantMode,
+    *,
+    io_type: str | None = None,
+    representative: np.ndarray,
+    log_path: Path,
+    output_range: tuple[float, float] | None = None,
+    per_tensor: bool = False,
+    refine_ranges: bool = True,
+    progress=None,
+) -> Calibrated:
+    """Run the converter's calibration for full int8 and, by default, refine its ranges.
+
+    The converter's own ``convert()`` calibrates and quantizes in one call; this stops in
+    between (``_experimental_calibrate_only``) so the ranges can be improved, and so that
+    :func:`quantize` can be called again without calibrating again.
+    """
+    from mobile_export.convert import ranges
+
+    if mode.name != "int8":
+        raise ConversionError(f"Separate calibration supports int8 only, not {mode.name}.")
+    converter = make_converter(
+        model, mode, io_type=io_type, representative=representative, output_range=output_range,
+        per_tensor=per_tensor, progress=progress,
+    )
+    converter._experimental_calibrate_only = True
+    with captured_output(log_path), _conversion_errors(mode, log_path):
+        content = converter.convert()
+    changes = []
+    if refine_ranges:
+        content, changes = ranges.refine(content, representative)
+    return Calibrated(
+        content=content, mode=mode, io_type=io_type or mode.io_types[0], per_tensor=per_tensor,
+        log_path=log_path, range_changes=changes,
+    )
+
+
+def quantize(calibrated: Calibrated, *, float_nodes: Sequence[str] = ()) -> bytes:
+    """Quantize a calibrated model to full int8, leaving the ops named in ``float_nodes`` in float.
+
+    ``float_nodes`` are op output tensor names as in :func:`op_outputs`; those ops keep float32
+    kernels, with QUANTIZE and DEQUANTIZE ops around them.
+    """
+    from tensorflow.lite.python import convert as tflite_convert
+
+    tf = import_tensorflow()
+    with captured_output(calibrated.log_path), _conversion_errors(calibrated.mode, calibrated.log_path):
+        return tflite_convert.mlir_quantize(
+            calibrated.content,
+            disable_per_channel=calibrated.per_tensor,
+            input_data_type=tf.as_dtype(calibrated.io_type),
+            output_data_type=tf.as_dtype(calibrated.io_type),
+            denylisted_nodes=list(float_nodes) or None,
+        )
+
+
+def op_outputs(content: bytes) -> list[str]:
+    """Return the output tensor name of every op in a (calibrated) flatbuffer, in graph order."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(content)).subgraphs[0]
+    return [graph.tensors[op.outputs[0]].name.decode("utf-8", "replace") for op in graph.operators]
+
+
+@contextlib.contextmanager
+def _conversion_errors(mode: QuantMode, log_path: Path):
+    try:
+        yield
+    except ConversionError:
+        raise
+    except Exception as error:  # the converter raises many unrelated types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        hint = " Pass --allow-float-ops to run such ops in float." if "not yet supported for op" in first_line else ""
+        raise ConversionError(
+            f"The TFLite converter failed in mode {mode.name}: {first_line}.{hint} (full log: {log_path})"
+        ) from None
 
 
 def make_converter(

@@ -78,6 +78,20 @@ class LiteRTModel:
         self._interpreter.invoke()
         return self.dequantize_output(self._interpreter.get_tensor(self.output["index"]))[0]
 
+    def median_latency_ms(self, runs: int = 30, warmup: int = 3) -> float:
+        """Median wall time of one invoke on a zero input, in milliseconds, after ``warmup`` runs."""
+        import time
+
+        tensor = np.zeros(self.input["shape"], self.input["dtype"])
+        self._interpreter.set_tensor(self.input["index"], tensor)
+        times = []
+        for index in range(warmup + runs):
+            start = time.perf_counter()
+            self._interpreter.invoke()
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
+        return float(np.median(times) * 1e3)
+
     def run_all(self, images: np.ndarray, progress=None) -> np.ndarray:
         outputs = []
         for index, pixels in enumerate(images):

@@ -19,15 +19,29 @@ import numpy as np
 DEFAULT_SAMPLES = 32
 
 
-def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, samples: int = DEFAULT_SAMPLES, **options) -> list[dict]:
+def layer_errors(
+    model,
+    mode,
+    *,
+    representative: np.ndarray,
+    log_path: Path,
+    samples: int = DEFAULT_SAMPLES,
+    calibrated=None,
+    float_nodes=(),
+    **options,
+) -> list[dict]:
     """Return one row per quantized tensor, worst first: ``layer``, ``op``, ``rmse_over_scale``,
-    ``mse`` and ``scale``. ``options`` are :func:`mobile_export.convert.tflite.make_converter`'s."""
+    ``mse`` and ``scale``.
+
+    With ``calibrated`` (a :class:`mobile_export.convert.tflite.Calibrated`), the debugger
+    examines that calibration, with its refined ranges and ``float_nodes`` left in float, which
+    is the model the export holds. Without it, ``options`` are
+    :func:`mobile_export.convert.tflite.make_converter`'s and the converter calibrates anew.
+    """
     from mobile_export._tf import captured_output, import_tensorflow
     from mobile_export.convert.tflite import all_layers, make_converter
 
     tf = import_tensorflow()
-    options = options | {"io_type": "float32"}  # the debugger compares float-interface models
-    converter = make_converter(model, mode, representative=representative, **options)
     subset = representative[:samples]
 
     def dataset():
@@ -35,11 +49,27 @@ def layer_errors(model, mode, *, representative: np.ndarray, log_path: Path, sam
             yield [sample[None].astype(np.float32)]
 
     with captured_output(log_path):
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+        if calibrated is None:
+            options = options | {"io_type": "float32"}  # the debugger compares float-interface models
+            converter = make_converter(model, mode, representative=representative, **options)
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+        else:
+            from tensorflow.lite.python import convert as tflite_convert
+
+            # The debugger's own recipe for its model, applied to our calibration: float I/O,
+            # and a NumericVerify op after each quantized op to compare it with float.
+            debug_model = tflite_convert.mlir_quantize(
+                calibrated.content,
+                disable_per_channel=calibrated.per_tensor,
+                enable_numeric_verify=True,
+                denylisted_nodes=list(float_nodes) or None,
+            )
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                quant_debug_model_content=debug_model, debug_dataset=dataset
+            )
         debugger.run()
         buffer = io.StringIO()
         debugger.layer_statistics_dump(buffer)
-
     known = {layer.name for layer in all_layers(model)}
     rows = []
     buffer.seek(0)
