@@ -15,12 +15,12 @@ SMALL = ["--arch", "mobilenet_v2", "--alpha", "0.35", "--resolution", "64", "--w
 LOOSE_GATE = ["--min-top1", "0", "--min-top5", "0", "--min-cosine", "-1", "--min-sqnr", "-100"]
 
 
-def _small_v2(conventions: Conventions, seed: int = 1):
-    """V2 at alpha 0.35 and 64 px with random kernels and random BatchNorm statistics."""
+def _small_model(conventions: Conventions, arch: str = "mobilenet_v2", alpha: float = 0.35, seed: int = 1):
+    """A model at 64 px with random kernels and random BatchNorm statistics."""
     from mobile_export.models import registry
     from mobile_export.models.weights import randomize
 
-    model = registry.get("mobilenet_v2").build(alpha=0.35, input_shape=(64, 64), conventions=conventions, batch_size=1)
+    model = registry.get(arch).build(alpha=alpha, input_shape=(64, 64), conventions=conventions, batch_size=1)
     randomize(model, seed=seed)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
@@ -37,7 +37,8 @@ def _outputs(model, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(model(inputs, training=False))
 
 
-def test_naive_weight_map_is_exact_where_padding_agrees():
+@pytest.mark.parametrize(("arch", "alpha"), [("mobilenet_v2", 0.35), ("mobilenet_v1", 0.25), ("mobilenet_v3_small", 0.75)])
+def test_naive_weight_map_is_exact_where_padding_agrees(arch, alpha):
     from mobile_export.baseline import keras_application_with_our_weights, naive_inputs
 
     # SAME padding as Keras pads, and a mean of 127.5 so that Keras' zero padding of [-1, 1]
@@ -45,14 +46,14 @@ def test_naive_weight_map_is_exact_where_padding_agrees():
     conventions = Conventions(
         name="test", stride2_padding="same", bn_epsilon=1e-5, mean=(127.5,) * 3, std=TORCHVISION.std, output="logits"
     )
-    ours = _small_v2(conventions)
+    ours = _small_model(conventions, arch, alpha)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
 
-    naive = keras_application_with_our_weights(ours, arch="mobilenet_v2", alpha=0.35)
+    naive = keras_application_with_our_weights(ours, arch=arch, alpha=alpha)
 
     assert naive.inputs[0].shape[0] is None
     logits = _outputs(ours, pixels)
-    np.testing.assert_allclose(_outputs(naive, naive_inputs(pixels, "mobilenet_v2")), logits, atol=1e-4 * np.abs(logits).max())
+    np.testing.assert_allclose(_outputs(naive, naive_inputs(pixels, arch)), logits, atol=1e-4 * np.abs(logits).max())
 
 
 def test_naive_stem_differs_only_on_its_padded_border():
@@ -63,7 +64,7 @@ def test_naive_stem_differs_only_on_its_padded_border():
     conventions = Conventions(
         name="test", stride2_padding="same", bn_epsilon=1e-5, mean=TORCHVISION.mean, std=TORCHVISION.std, output="logits"
     )
-    ours = _small_v2(conventions)
+    ours = _small_model(conventions)
     naive = keras_application_with_our_weights(ours, arch="mobilenet_v2", alpha=0.35)
     pixels = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
 
@@ -125,7 +126,7 @@ def test_fold_normalization_scale_drops_the_mul():
     tf = import_tensorflow()
     from ai_edge_litert.interpreter import Interpreter
 
-    folded = fold_normalization_scale(_small_v2(TORCHVISION))
+    folded = fold_normalization_scale(_small_model(TORCHVISION))
 
     interpreter = Interpreter(model_content=tf.lite.TFLiteConverter.from_keras_model(folded).convert())
     names = [op["op_name"] for op in interpreter._get_ops_details()]
