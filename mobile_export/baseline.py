@@ -79,8 +79,8 @@ def keras_application_with_our_weights(ours, *, arch: str, alpha: float, minimal
         weights=None,
         classifier_activation=None,
     )
-    # keras_applications_to_layers returns our layer names in the order of Keras' weighted
-    # layers; the arrays of this randomly initialized model are not used.
+    # keras_applications_to_layers builds its dict by walking Keras' weighted layers in order,
+    # so its keys pair with them one to one. The arrays of this random model are not used.
     try:
         names = list(keras_applications_to_layers(keras_model, arch, alpha, minimalistic))
     except WeightsError as error:
@@ -138,7 +138,7 @@ def naive_inputs(pixels: np.ndarray, arch: str) -> np.ndarray:
 def convert_naive(keras_model, mode: str, *, representative: np.ndarray | None = None, log_path: Path | None = None) -> bytes:
     """Convert with the converter's documented minimal recipe for ``mode`` (``fp32`` or ``int8``).
 
-    ``representative`` holds int8's calibration inputs, already preprocessed by :func:`naive_inputs`.
+    ``representative`` contains int8's calibration inputs, already preprocessed by :func:`naive_inputs`.
     """
     from mobile_export._tf import captured_output, import_tensorflow
 
@@ -182,7 +182,7 @@ def _outputs(model, inputs: np.ndarray) -> np.ndarray:
 def build_naive_exports(out: Path, manifest: dict, dest: Path, modes: list[str]) -> list[NaiveExport]:
     """Write the naive exports of the build in ``out`` (described by one export's ``manifest``) to ``dest``.
 
-    Each mode gets ``dest/naive-MODE/`` with the ``.tflite`` file and ``parity.json``, which holds
+    Each mode gets ``dest/naive-MODE/`` with the ``.tflite`` file and ``parity.json``, which contains
     the naive export's parity against its own Keras float model on the build's validation photos,
     and how far that float model is from ours (``float_vs_ours``).
     """
