@@ -363,23 +363,38 @@ def bundle(out, android, ios, export_name, force) -> None:
               help="Threads for the multi-threaded measurement (one is always measured too).")
 @click.option("--runs", type=click.IntRange(5, 10000), default=50, show_default=True, help="Timed invocations.")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=5, show_default=True, help="Untimed invocations first.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Fresh processes per model that share the --runs, taken in turn across the models, so that "
+                   "load from other processes falls on every model alike.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--adb-script", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write a shell script that times the same models on a phone with benchmark_model over adb.")
-def bench(models, threads, runs, warmup, as_json, adb_script) -> None:
+@click.option("--baseline", type=click.Choice(["naive"]), default=None,
+              help="Also build and time what the plain TFLite converter makes of Keras Applications' model "
+                   "with the same weights (fp32 and int8 exports only), and compare ours with it.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Folder for bench.json, bench.md, the figure bench.png and the naive exports.")
+def bench(models, threads, runs, warmup, rounds, as_json, adb_script, baseline, out) -> None:
     """Measure each export in MODELS (model files or export folders): size, parameters, MACs,
     LiteRT latency with XNNPACK at 1 and --threads threads (median and p90), effective GMAC/s,
-    peak memory, whether the graph has dynamic shapes, and its parity."""
+    peak memory, whether the graph has dynamic shapes, and its parity. With --baseline naive,
+    each export is compared with the naive one of its mode and checked against the goals: no
+    slower and no larger than naive, int8 at most 0.67x our fp32, no dynamic shapes."""
+    from pathlib import Path
+
     from mobile_export import bench as bench_module
 
     try:
-        rows = bench_module.bench(models, threads=threads, warmup=warmup, runs=runs)
+        rows = bench_module.bench(
+            models, threads=threads, warmup=warmup, runs=runs, rounds=rounds, baseline=baseline, out=out
+        )
     except (*_user_errors(), bench_module.BenchError) as error:
         raise _usage_error(error) from None
     click.echo(json.dumps(rows, indent=2) if as_json else bench_module.table(rows, threads))
+    if out is not None:
+        written = bench_module.write_results(rows, threads, Path(out))
+        click.echo(f"Wrote {', '.join(str(path) for path in written)}", err=True)
     if adb_script is not None:
-        from pathlib import Path
-
         from mobile_export.predict import locate_export
 
         files = [locate_export(model)[0] for model in models]

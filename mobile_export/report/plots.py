@@ -48,3 +48,47 @@ def layer_bars(rows: list[dict], path: Path, *, title: str, top: int = 15) -> No
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def latency_against_agreement(rows: list[dict], path: Path, *, threads: int) -> None:
+    """Plot each export's latency against its top-1 agreement with its float model, with marker area by file size.
+
+    This is the papers' accuracy-against-MACs figure drawn with measurements from ``bench``: the
+    left panel at 1 thread, the right at ``threads`` threads. Ours are filled, naive exports hollow.
+    """
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4.5), dpi=100, sharey=True)
+    largest = max(row["size_mb"] for row in rows)
+    colors = {"fp32": "tab:blue", "int8": "tab:orange"}
+    for axes, key, title in (
+        (panels[0], "latency_1_thread_ms", "1 thread"),
+        (panels[1], f"latency_{threads}_threads_ms", f"{threads} threads"),
+    ):
+        for row in rows:
+            if row["top1_agreement"] is None:
+                continue
+            color = colors.get(row["mode"], "tab:green")
+            naive = row["origin"] == "naive"
+            axes.scatter(
+                row[key],
+                100 * row["top1_agreement"],
+                s=40 + 400 * row["size_mb"] / largest,
+                facecolors="none" if naive else color,
+                edgecolors=color,
+                linewidths=1.5,
+            )
+            axes.annotate(
+                f"{'naive ' if naive else ''}{row['mode']}, {row['size_mb']:.1f} MB",
+                (row[key], 100 * row["top1_agreement"]),
+                textcoords="offset points",
+                xytext=(8, 4 if naive else -10),
+                fontsize=8,
+            )
+        axes.set_xlabel(f"LiteRT latency, {title} (ms, median)")
+        axes.set_title(f"XNNPACK, {title}")
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel("top-1 agreement with its float model (%)")
+    figure.suptitle("Latency against top-1 agreement; marker area is file size, hollow markers are naive")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
