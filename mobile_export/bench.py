@@ -77,6 +77,11 @@ def bench(models: list[str | Path], *, threads: int = 2, warmup: int = 5, runs: 
             model_file, manifest = locate_export(model)
         except ExportFolderError as error:
             raise BenchError(str(error)) from None
+        if manifest["model"].get("target") == "coreml":
+            raise BenchError(
+                f"{model_file.parent.name} is a Core ML export; bench times LiteRT on this CPU, so pass TFLite exports "
+                "(Core ML latency needs an Apple device, for example Xcode's performance report)."
+            )
         single = _measure(model_file, 1, warmup, runs)
         multi = _measure(model_file, threads, warmup, runs) if threads > 1 else single
         macs = manifest.get("model", {}).get("macs")
