@@ -403,8 +403,14 @@ def test_unknown_op_raises_at_load(tmp_path):
     assert "macOS" in str(raised.value)
 
 
-def test_rejects_pixels_of_wrong_size(fp32_package):
+def test_rejects_invalid_pixels(fp32_package):
     path = fp32_package("mobilenet_v1")
 
-    with pytest.raises(ValueError, match=f"\\(N, {SIZE}, {SIZE}, 3\\), got uint8 \\(1, 32, 32, 3\\)"):
-        CoreMLProgram(path).run(np.zeros((1, 32, 32, 3), np.uint8))
+    program = CoreMLProgram(path)
+
+    with pytest.raises(ValueError, match="got uint8 \\(1, 32, 32, 3\\)"):
+        program.run(np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="got float32 \\(1, 64, 64, 3\\)"):
+        program.run(np.zeros((1, SIZE, SIZE, 3), np.float32))
+    with pytest.raises(ValueError, match="N >= 1, got uint8 \\(0, 64, 64, 3\\)"):
+        program.run(np.zeros((0, SIZE, SIZE, 3), np.uint8))

@@ -215,10 +215,10 @@ class CoreMLProgram:
         spec = self.inputs[self._input_name]
         pixels = np.asarray(pixels)
         expected = (spec["height"], spec["width"], 3)
-        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != expected:
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != expected or len(pixels) == 0:
             raise ValueError(
-                f"pixels must be uint8 of shape (N, {expected[0]}, {expected[1]}, 3), got {pixels.dtype} "
-                f"{pixels.shape}; pass RGB photos prepared at the model's input size."
+                f"pixels must be uint8 of shape (N, {expected[0]}, {expected[1]}, 3) with N >= 1, got "
+                f"{pixels.dtype} {pixels.shape}; pass RGB photos prepared at the model's input size."
             )
 
         results: dict[str, list[np.ndarray]] = {name: [] for name in self._output_sources}
