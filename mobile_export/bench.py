@@ -174,6 +174,11 @@ def bench(
             model_file, manifest = locate_export(model)
         except ExportFolderError as error:
             raise BenchError(str(error)) from None
+        if manifest["model"].get("target") == "coreml":
+            raise BenchError(
+                f"{model_file.parent.name} is a Core ML export; bench times LiteRT on this CPU, so pass TFLite exports "
+                "(Core ML latency needs an Apple device, for example Xcode's performance report)."
+            )
         entries.append(_our_entry(model_file, manifest))
 
     scratch = None

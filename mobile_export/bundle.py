@@ -2,7 +2,9 @@
 
 Files are checked against the sha256 sums in the export's manifest, copied into a staging folder
 beside the app's model folder, checked again, and swapped in with renames, so an app never contains
-a mix of old and new files. An export that failed its parity gate is refused unless forced.
+a mix of old and new files. An export that failed its parity gate is refused unless forced. A Core
+ML model is an .mlpackage folder; it is copied whole and checked with
+:func:`~mobile_export.convert.coreml.package_sha256`, which is a file's plain sha256 for files.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mobile_export.models.weights import sha256_of
+from mobile_export.convert.coreml import package_sha256
 from mobile_export.outputs import replace_folder
 from mobile_export.predict import ExportFolderError, locate_export
 
@@ -47,9 +49,9 @@ def _verified_files(folder: Path, manifest: dict) -> list[Path]:
     files = [folder / manifest["model"]["file"], *(folder / name for name in BUNDLED_FILES)]
     for path in files:
         expected = manifest["files"].get(path.name) if path.name != "manifest.json" else None
-        if not path.is_file():
+        if not path.exists():
             raise BundleError(f"{path} is missing; rebuild the export.")
-        if expected is not None and sha256_of(path) != expected:
+        if expected is not None and package_sha256(path) != expected:
             raise BundleError(f"{path} does not match the sha256 in its manifest; rebuild the export.")
     return files
 
@@ -82,8 +84,8 @@ def bundle(out: str | Path, *, android: str | Path | None = None, ios: str | Pat
     if ios is not None:
         if manifest["model"]["target"] != "coreml":
             raise BundleError(
-                f"The iOS app runs Core ML models; {folder.name} is a "
-                f"{manifest['model']['target']} export. Core ML export is not available yet."
+                f"The iOS app runs Core ML models; {folder.name} is a {manifest['model']['target']} export. "
+                "Build one with --target coreml and bundle it with --export coreml-<mode>."
             )
         targets.append(_app_root(ios, "MobileExportDemo") / IOS_MODEL_DIR)
 
@@ -104,8 +106,11 @@ def _swap_in(files: list[Path], target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         for path in files:
-            shutil.copy2(path, staging / path.name)
-            if sha256_of(staging / path.name) != sha256_of(path):
+            if path.is_dir():
+                shutil.copytree(path, staging / path.name)
+            else:
+                shutil.copy2(path, staging / path.name)
+            if package_sha256(staging / path.name) != package_sha256(path):
                 raise BundleError(f"Copying {path.name} into {target} changed it; check the disk and retry.")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -17,9 +17,11 @@ import click
 from mobile_export import __version__
 from mobile_export.models import registry
 
-QUANT_CHOICES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+QUANT_CHOICES = (
+    "fp32", "fp16", "dynamic", "int8", "int16x8", "int8-weights", "palette8", "palette6", "palette4", "palette2",
+)
 IO_CHOICES = ("uint8", "int8", "int16", "float32")
-TARGET_CHOICES = ("tflite",)
+TARGET_CHOICES = ("tflite", "coreml")
 
 
 class GateFailed(click.ClickException):
@@ -84,11 +86,12 @@ def main() -> None:
 @click.option("--resolution", default=None, help="Input size in pixels: N for NxN, or HxW (default 224). At least 32.")
 @click.option(
     "--target", "targets", type=click.Choice(TARGET_CHOICES), multiple=True, default=("tflite",), show_default=True,
-    help="Export target.",
+    help="Export target; repeat for both. Each --quant mode is exported for every target that has it.",
 )
 @click.option(
     "--quant", "quant", type=click.Choice(QUANT_CHOICES), multiple=True, default=("int8",), show_default=True,
-    help="Quantization mode; repeat for several exports in one run.",
+    help="Quantization mode; repeat for several exports in one run. TFLite: fp32, fp16, dynamic, int8, int16x8. "
+    "Core ML: fp32, fp16, int8-weights, palette8/6/4/2, and int8 (W8A8, macOS only).",
 )
 @click.option("--minimalistic", is_flag=True, help="MobileNetV3's minimalistic variant: no SE, ReLU, 3x3 kernels.")
 @click.option(
@@ -112,16 +115,16 @@ def main() -> None:
 @click.option("--calibration-samples", "--num-calibration", "calibration_samples", type=click.IntRange(min=1),
               default=None, help="Representative dataset size; photos are augmented up to it (default 100).")
 @click.option("--io-type", type=click.Choice(IO_CHOICES), default=None,
-              help="Input/output type of int8 (uint8 by default, int8, float32) and int16x8 (int16 by default, "
+              help="TFLite only. Input/output type of int8 (uint8 by default, int8, float32) and int16x8 (int16 by default, "
               "float32) exports; fp16 and dynamic keep float32.")
-@click.option("--per-tensor", is_flag=True, help="One weight scale per tensor instead of per channel (loses accuracy).")
+@click.option("--per-tensor", is_flag=True, help="TFLite only. One weight scale per tensor instead of per channel (loses accuracy).")
 @click.option("--diagnose/--no-diagnose", default=True, show_default=True,
               help="Measure each int8 layer's quantization error and chart the worst (about 10 s).")
 @click.option("--rescue/--no-rescue", default=True, show_default=True,
               help="int8: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
               "most in float; --no-rescue gives the plain converter's int8.")
 @click.option("--allow-float-ops", is_flag=True,
-              help="Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
+              help="TFLite only. Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
 @click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
 @click.option("--min-top5", type=click.FloatRange(0, 1), default=None,
               help="Override the gate: minimum share of photos whose float top-1 is in the export's top 5.")
@@ -135,9 +138,10 @@ def main() -> None:
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
           calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, rescue, allow_float_ops,
           min_top1, min_top5, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
-    """Build a MobileNet with real weights, export it in each --quant mode, run every export in
-    the LiteRT interpreter against the float Keras model on real photos, and write OUT with one
-    folder per export (model, labels.txt, manifest.json, parity.json, parity.md).
+    """Build a MobileNet with real weights, export it in each --quant mode for each --target, run
+    every export against the float Keras model on real photos (TFLite in the LiteRT interpreter,
+    Core ML in mobile-export's own execution of the ML Program, and natively on macOS), and write
+    OUT with one folder per export (model, labels.txt, manifest.json, parity.json, parity.md).
 
     Exits with 3 when an export misses its parity gate (its files are still written), and with 2
     on a usage error.
@@ -195,7 +199,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
 @click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Labels to print per photo.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(model, images, top_k, as_json) -> None:
-    """Run MODEL (an exported .tflite file, or its export folder) on IMAGES (files, or folders
+    """Run MODEL (an exported .tflite file or .mlpackage, or its export folder) on IMAGES (files, or folders
     read recursively) through the model's own input contract and print the top labels with
     scores."""
     from mobile_export import predict as predict_module
@@ -415,9 +419,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _tool_errors() -> tuple[type[Exception], ...]:
+    from mobile_export.convert.coreml import CoreMLConversionError
     from mobile_export.convert.tflite import ConversionError
 
-    return (ConversionError,)
+    return (ConversionError, CoreMLConversionError)
 
 
 if __name__ == "__main__":

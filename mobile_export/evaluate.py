@@ -58,8 +58,7 @@ def evaluate(out: str | Path, data: str | Path, *, limit_per_class: int | None =
     """
     from mobile_export._tf import import_tensorflow
     from mobile_export.data import list_images, load_rgb, read_labels
-    from mobile_export.predict import locate_export
-    from mobile_export.runtime.litert import LiteRTModel
+    from mobile_export.predict import locate_export, open_runner
 
     out = Path(out)
     summary_path = out / "summary.json"
@@ -82,7 +81,7 @@ def evaluate(out: str | Path, data: str | Path, *, limit_per_class: int | None =
     import keras
 
     float_model = keras.models.load_model(float_path, safe_mode=True, compile=False)
-    runners = {folder.name: LiteRTModel(model_file) for folder, (model_file, _) in zip(exports, located)}
+    runners = {folder.name: open_runner(model_file, manifest) for folder, (model_file, manifest) in zip(exports, located)}
 
     folders = class_folders(Path(data), labels)
     hits = {name: [0, 0] for name in ["float", *runners]}

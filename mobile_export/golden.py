@@ -77,7 +77,8 @@ def _case_photo(path: Path) -> np.ndarray:
 
 
 def write_golden(folder: Path, manifest: dict, runner, labels: list[str], photos: list[Path]) -> None:
-    """Run the exported model (a :class:`~mobile_export.runtime.litert.LiteRTModel`) on ``photos``."""
+    """Run the exported model on ``photos``: a :class:`~mobile_export.runtime.litert.LiteRTModel`, or a
+    :class:`~mobile_export.predict.CoreMLScores` for a Core ML export, whose raw output is float32."""
     contract = InputContract.from_dict(manifest["input"])
     inp, out = manifest["input"], manifest["output"]
     cases = []

@@ -31,7 +31,7 @@ from mobile_export.outputs import check_output_folder, staged_folder
 
 log = logging.getLogger("mobile_export")
 
-TARGETS = ("tflite",)
+TARGETS = ("tflite", "coreml")
 FLOAT_MODEL = "float_model.keras"
 DEFAULT_SEED = 0
 Progress = Callable[[str, int, int], None]
@@ -163,8 +163,10 @@ def build(
         arch: a name from :data:`mobile_export.models.registry.ARCHITECTURES`.
         alpha: width multiplier (default 1.0).
         resolution: ``224``, ``"224"`` or ``"160x224"`` (height x width), at least 32.
-        targets: export targets; ``"tflite"``.
-        quant: modes from :data:`mobile_export.convert.tflite.QUANT_MODES`.
+        targets: export targets, ``"tflite"`` and/or ``"coreml"``.
+        quant: modes from :data:`mobile_export.convert.tflite.QUANT_MODES` and
+            :data:`mobile_export.convert.coreml.COREML_MODES`; each is exported for every
+            requested target that has it.
         weights: ``"torchvision-imagenet"`` (V2's default), ``"imagenet"`` (Keras Applications,
             downloaded, so online only), ``"random"``, or a checkpoint path.
         minimalistic: the MobileNetV3 minimalistic variant.
@@ -176,10 +178,10 @@ def build(
         calibration_data: folder of calibration photos (default: the bundled ones).
         validation_data: folder of validation photos (default: the bundled held-out ones).
         calibration_samples: size of the representative dataset, augmented when photos are few.
-        io_type: input/output type of the calibrated modes: ``uint8`` (int8's default), ``int8``
+        io_type: TFLite only. Input/output type of the calibrated modes: ``uint8`` (int8's default), ``int8``
             or ``float32`` for int8; ``int16`` (its default) or ``float32`` for int16x8.
-        per_tensor: one weight scale per tensor instead of per channel.
-        allow_float_ops: let ops without an integer kernel in a mode run in float.
+        per_tensor: TFLite only. One weight scale per tensor instead of per channel.
+        allow_float_ops: TFLite only. Let ops without an integer kernel in a mode run in float.
         rescue: for int8, replace the calibrator's min/max activation ranges with least-error
             clipping and, when the gate still fails, keep the blocks that hurt the logits most in
             float (searched on the calibration photos); ``False`` gives the plain converter's int8.
@@ -193,10 +195,12 @@ def build(
 
     Raises:
         BuildOptionError, WeightsError, ImageFolderError, OutputError: before heavy work.
-        ConversionError: the converter failed or broke the I/O contract; OUT is left untouched.
+        ConversionError, CoreMLConversionError: a converter failed or broke the I/O contract; OUT
+            is left untouched.
         ParityGateError: after writing OUT, when an export missed its parity gate.
     """
     from mobile_export.calibrate import DEFAULT_SAMPLES
+    from mobile_export.convert.coreml import COREML_MODES
     from mobile_export.convert.tflite import QUANT_MODES
     from mobile_export.validate.parity import gate_for
 
@@ -206,27 +210,36 @@ def build(
     # Options first: every mistake is reported before TensorFlow is even imported.
     if model is not None and (weights is not None or alpha is not None or minimalistic):
         raise BuildOptionError("--model takes a complete Keras model; drop --weights, --alpha and --minimalistic.")
+    targets = list(dict.fromkeys(targets))
     for target in targets:
         if target not in TARGETS:
             raise BuildOptionError(f"Target {target!r} is not supported; expected one of {', '.join(TARGETS)}.")
+    if not targets:
+        raise BuildOptionError("No target given; pass --target tflite and/or --target coreml.")
     modes = list(dict.fromkeys(quant))
-    for mode in modes:
-        if mode not in QUANT_MODES:
-            raise BuildOptionError(f"Quantization mode {mode!r} is not supported; expected one of {', '.join(QUANT_MODES)}.")
     if not modes:
         raise BuildOptionError("No quantization mode given; pass --quant fp32 or --quant int8.")
+    plan = _plan_exports(targets, modes)
+    tflite_modes = [mode for target, mode in plan if target == "tflite"]
+    if "tflite" not in targets:
+        tflite_flags = [flag for flag, value in (("--io-type", io_type), ("--per-tensor", per_tensor),
+                                          ("--allow-float-ops", allow_float_ops)) if value]
+        if tflite_flags:
+            raise BuildOptionError(f"{', '.join(tflite_flags)} applies to TFLite exports only; add --target tflite or drop it.")
     io_types = {}
-    for mode in modes:
+    for mode in tflite_modes:
         choices = QUANT_MODES[mode].io_types
         if io_type is not None and QUANT_MODES[mode].needs_calibration and io_type not in choices:
             raise BuildOptionError(f"--io-type {io_type} does not apply to {mode}; it takes {', '.join(choices)}.")
         io_types[mode] = io_type if io_type in choices else choices[0]
-    if io_type is not None and not any(QUANT_MODES[mode].needs_calibration for mode in modes):
-        raise BuildOptionError(f"--io-type applies to int8 and int16x8 only; {', '.join(modes)} always use float32 I/O.")
+    if io_type is not None and not any(QUANT_MODES[mode].needs_calibration for mode in tflite_modes):
+        raise BuildOptionError(
+            f"--io-type applies to TFLite int8 and int16x8 only; {', '.join(tflite_modes)} always use float32 I/O."
+        )
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
-    gates = {mode: gate_for(mode, gate_overrides) for mode in modes}
+    gates = {(target, mode): gate_for(_gate_key(target, mode), gate_overrides) for target, mode in plan}
     check_output_folder(out, force=force)
     try:
         if model is None:
@@ -239,7 +252,10 @@ def build(
             )
     except (model_source.SourceOptionError, UserModelError) as error:
         raise BuildOptionError(str(error)) from None
-    needs_calibration = any(QUANT_MODES[mode].needs_calibration for mode in modes)
+    needs_calibration = any(
+        QUANT_MODES[mode].needs_calibration if target == "tflite" else COREML_MODES[mode].needs_macos
+        for target, mode in plan
+    )
     folders = {"validation": validation_data}
     if needs_calibration:
         folders["calibration"] = calibration_data
@@ -255,7 +271,7 @@ def build(
     source = model_source.finalize(source, float_model)
     from mobile_export.convert.tflite import kernel_gaps
 
-    for mode in modes:
+    for mode in tflite_modes:
         gaps = kernel_gaps(float_model, QUANT_MODES[mode])
         if gaps and not allow_float_ops:
             found = "; ".join(f"{op} in {len(names)} layers, first {names[0]}" for op, names in gaps.items())
@@ -306,9 +322,9 @@ def build(
                 log.warning("calibration: %s", warning)
         except CalibrationDataError as error:
             raise BuildOptionError(str(error)) from None
-        if "int8" in modes:
+        if "int8" in tflite_modes:
             calibration_reference = _float_outputs(float_model, calibration.pixels)
-        if source.output_kind == "logits" and "int8" in modes:
+        if source.output_kind == "logits" and "int8" in tflite_modes:
             low, high = output_range_for(calibration_reference)
             if high - low > 1e-3:
                 output_range = (low, high)
@@ -334,15 +350,21 @@ def build(
         "command": list(sys.argv if command is None else command),
         "seed": seed,
         "versions": _versions(),
+        "coreml_cache": {},
     }
 
     exports = []
     with staged_folder(out, force=force) as staging:
-        for target in targets:
-            for mode in modes:
-                exports.append(
-                    _export_tflite(staging, float_model, QUANT_MODES[mode], gates[mode], reference, context, progress)
+        for target, mode in plan:
+            if target == "tflite":
+                export = _export_tflite(
+                    staging, float_model, QUANT_MODES[mode], gates[target, mode], reference, context, progress
                 )
+            else:
+                export = _export_coreml(
+                    staging, float_model, COREML_MODES[mode], gates[target, mode], reference, context, progress
+                )
+            exports.append(export)
         # The float model that every export was compared with, for `evaluate` and for inspection.
         float_model.save(staging / FLOAT_MODEL)
         result = BuildResult(out=out, exports=[_relocate(e, staging, out) for e in exports], seconds=timer.seconds())
@@ -358,6 +380,43 @@ def build(
             hint = " The bundled photos are ImageNet scenes; pass --validation-data with photos of your model's classes."
         raise ParityGateError(f"Parity gate failed for {reasons}; files are in {out} for inspection.{hint}", result)
     return result
+
+
+def _plan_exports(targets: Sequence[str], modes: Sequence[str]) -> list[tuple[str, str]]:
+    """Return the ``(target, mode)`` pairs to export, mode by mode, so that one table compares targets.
+
+    A mode that none of the targets has, or one that no target can build on this machine, raises
+    :class:`BuildOptionError`. A mode that only some targets can build here is logged and skipped for
+    the others.
+    """
+    from mobile_export.convert.coreml import COREML_MODES, unavailable_reason
+    from mobile_export.convert.tflite import QUANT_MODES
+
+    tables = {"tflite": QUANT_MODES, "coreml": COREML_MODES}
+    plan = []
+    for mode in modes:
+        having = [target for target in targets if mode in tables[target]]
+        if not having:
+            offered = "; ".join(f"{target}: {', '.join(tables[target])}" for target in targets)
+            others = [target for target in TARGETS if target not in targets and mode in tables[target]]
+            hint = f" It is a {others[0]} mode; add --target {others[0]}." if others else ""
+            raise BuildOptionError(f"Quantization mode {mode!r} is not available for {' or '.join(targets)} ({offered}).{hint}")
+        buildable = []
+        for target in having:
+            reason = unavailable_reason(COREML_MODES[mode]) if target == "coreml" else None
+            if reason is None:
+                buildable.append(target)
+            elif len(having) == 1:
+                raise BuildOptionError(reason)
+            else:
+                log.warning("skipping coreml-%s: %s", mode, reason)
+        plan.extend((target, mode) for target in buildable)
+    return plan
+
+
+def _gate_key(target: str, mode: str) -> str:
+    """Return the key of the default gate: TFLite modes by name, Core ML modes with a ``coreml-`` prefix."""
+    return mode if target == "tflite" else f"coreml-{mode}"
 
 
 def _load_photos(split: str, folder, input_contract: InputContract, progress: Progress | None):
@@ -405,6 +464,7 @@ def _check_photo_folder(split: str, folder) -> None:
     from mobile_export.data import list_images
 
     list_images(folder)
+
 
 def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, context: dict, progress) -> ExportResult:
     from mobile_export.convert import tflite
@@ -605,6 +665,162 @@ def _latency_ms(content: bytes, runs: int = 30) -> float:
     return round(LiteRTModel(content, num_threads=1).median_latency_ms(runs), 3)
 
 
+def _export_coreml(staging: Path, model, mode, gate, reference: np.ndarray, context: dict, progress) -> ExportResult:
+    from mobile_export.convert import coreml
+    from mobile_export.data import write_labels
+    from mobile_export.predict import CoreMLScores
+    from mobile_export.report import plots
+    from mobile_export.report.parity_report import write_parity
+    from mobile_export.runtime.coreml import run_native
+    from mobile_export.validate.parity import compare, judge
+
+    source = context["source"]
+    height, width = context["resolution"]
+    name = f"coreml-{mode.name}"
+    folder = staging / name
+    folder.mkdir()
+    logs = staging / "logs"
+    logs.mkdir(exist_ok=True)
+    log_file = Path(tempfile.gettempdir()) / f"mobile-export-{os.getpid()}-{name}-converter.log"
+    log_file.unlink(missing_ok=True)
+
+    stage = _Timer()
+    calibration = context["calibration"]
+    mlmodel = coreml.convert(
+        model,
+        mode,
+        labels=context["labels"],
+        output_kind=source.output_kind,
+        metadata=_coreml_metadata(mode, context),
+        log_path=log_file,
+        calibration=None if calibration is None else calibration.pixels,
+        cache=context["coreml_cache"],
+    )
+    shutil.move(log_file, logs / f"{name}-converter.log")
+    io = coreml.check_io(
+        mlmodel, mode, height=height, width=width, classes=len(context["labels"]), output_kind=source.output_kind
+    )
+    package = folder / f"{source.file_stem}_{mode.name.replace('-', '_')}{coreml.PACKAGE_SUFFIX}"
+    coreml.save(mlmodel, package)
+    size = coreml.package_size(package)
+    log.info(
+        "%s: %s, %.2f MB, %s, %s compute, image input, outputs %s (%.1f s)",
+        name, package.name, size / 1e6, mode.deployment_target, mode.compute_precision,
+        ", ".join(entry["name"] for entry in io["outputs"]), stage.seconds(),
+    )
+
+    stage = _Timer()
+    runner = CoreMLScores(package, output=source.output_kind, input_shape=context["contract"].shape)
+    callback = (lambda done, total: progress(f"validating {name}", done, total)) if progress else None
+    pixels = context["validation"].pixels
+    exported = runner.run_all(pixels, progress=callback)
+    names = [path.name for path in context["validation"].paths]
+    metrics = compare(reference, exported, names=names, labels=context["labels"])
+    verdict = judge(metrics, gate)
+    native = run_native(package, pixels)
+    native_record = None
+    if native is not None:
+        native_scores = np.asarray(native[source.output_kind], dtype=np.float32).reshape(len(pixels), -1)
+        native_metrics = compare(reference, native_scores, names=names, labels=context["labels"])
+        native_verdict = judge(native_metrics, gate)
+        native_record = {key: value for key, value in native_metrics.items() if key != "per_image"}
+        native_record |= {"runtime": "Core ML predict (macOS)", "gate": native_verdict}
+        verdict["failures"] += [f"native Core ML: {failure}" for failure in native_verdict["failures"]]
+        verdict["passed"] = not verdict["failures"]
+    record = {
+        "export": name,
+        "target": "coreml",
+        "mode": mode.name,
+        **metrics,
+        "gate": verdict,
+        "overridden": context["overridden"],
+        "output_kind": source.output_kind,
+        "validation_source": context["validation"].source,
+        "pretrained": source.pretrained,
+        "weights": source.weights["source"],
+        "runtime": runner.description,
+        "native": native_record,
+        "float_ops": {},
+    }
+    plots.scatter(
+        reference, exported, folder / "scatter.png", title=f"{name}: float vs exported", output_kind=record["output_kind"]
+    )
+    write_parity(folder, record)
+    write_labels(folder / "labels.txt", context["labels"])
+    log.info(
+        "%s parity: top-1 %d/%d, cosine min %.4f, SQNR %.1f dB, max abs error %.3g%s → gate %s (%.1f s)",
+        name,
+        metrics["images"] - metrics["top1_changed"],
+        metrics["images"],
+        metrics["cosine_min"],
+        metrics["sqnr_db"],
+        metrics["max_abs_error"],
+        "" if native_record is None else f"; native predict: top-1 {native_record['images'] - native_record['top1_changed']}"
+        f"/{native_record['images']}, SQNR {native_record['sqnr_db']:.1f} dB",
+        "passed" if record["gate"]["passed"] else "FAILED",
+        stage.seconds(),
+    )
+
+    model_section = {
+        "file": package.name,
+        "target": "coreml",
+        **_model_facts(source, context),
+        "quant": mode.name,
+        "params": context["cost"]["params"],
+        "macs": context["cost"]["macs"],
+        "quant_description": mode.description,
+        "format": "ML Program (.mlpackage)",
+        "minimum_deployment_target": mode.deployment_target,
+        "specification_version": io["specification_version"],
+        "compute_precision": mode.compute_precision,
+        "compression": None
+        if mode.compression is None
+        else {"method": mode.compression, "bits": mode.nbits, "weight_threshold": coreml.WEIGHT_THRESHOLD},
+        "ops": runner.op_counts(),
+        "package_sha256": coreml.package_sha256(package),
+        "package_hash": "sha256 of the lines '<sha256 of file>  <relative path>\\n' for every file, sorted by path",
+    }
+    (image,) = io["inputs"]
+    inputs = context["contract"].to_dict() | {
+        "tensor": image["name"], "core_ml_type": "image RGB, scale 1, bias 0", "dtype": "uint8", "scale": 1.0,
+        "zero_point": 0,
+    }
+    outputs = {
+        "tensor": source.output_kind,
+        "kind": source.output_kind,
+        "dtype": "float32",
+        "shape": [1, len(context["labels"])],
+        "scale": 0.0,
+        "zero_point": 0,
+        "dequantize": "raw float",
+        "classes": len(context["labels"]),
+        "classifier": {"label": coreml.LABEL_OUTPUT, "probabilities": coreml.PROBABILITIES_OUTPUT},
+    }
+    _finish_manifest(folder, _manifest(model_section, inputs, outputs, record, context), runner, context)
+    return ExportResult(
+        target="coreml", mode=mode.name, folder=folder, model_file=package, size_bytes=size, parity=record
+    )
+
+
+def _coreml_metadata(mode, context: dict) -> dict:
+    from mobile_export import __version__
+    from mobile_export.convert.coreml import contract_metadata
+
+    source = context["source"]
+    height, width = context["resolution"]
+    return {
+        "description": f"{source.name} image classifier, Core ML {mode.name} ({mode.description}), "
+        "exported by mobile-export.",
+        "licence": source.weights.get("licence") or "see manifest.json",
+        "version": __version__,
+        "author": "mobile-export",
+        "input_description": f"RGB pixels 0..255, {height}x{width}, normalized inside the model. Resize the shorter "
+        "side to size * 8 / 7, take the centre, triangle filter; manifest.json gives the exact integer steps.",
+        "user_defined": contract_metadata(context["contract"].to_dict())
+        | {"mobile_export.mode": mode.name, "mobile_export.output_kind": source.output_kind},
+    }
+
+
 def _with_metadata(content: bytes, mode, io_type: str, context: dict) -> bytes:
     """Embed the labels and the input contract in the model, as LiteRT's task libraries read them."""
     from mobile_export import __version__
@@ -638,43 +854,56 @@ def _describe(tensor) -> str:
 
 
 def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict, context: dict, *, runner) -> None:
-    """Write manifest.json, and golden.json from the manifest's contract before it, so both are hashed."""
-    from mobile_export.golden import write_golden
-    from mobile_export.models.weights import sha256_of
+    """Write a TFLite export's manifest.json and golden.json."""
+    source = context["source"]
+    model = {
+        "file": model_file.name,
+        "target": "tflite",
+        **_model_facts(source, context),
+        "quant": mode.name,
+        "params": context["cost"]["params"],
+        "macs": context["cost"]["macs"],
+        "quant_description": mode.description,
+        "io_type": context["io_types"][mode.name],
+        "weights_per_channel": not context["per_tensor"],
+        "float_ops_allowed": context["allow_float_ops"],
+    }
+    inputs = context["contract"].to_dict() | {
+        "tensor": inp.name, "dtype": inp.dtype, "scale": inp.scale, "zero_point": inp.zero_point
+    }
+    outputs = {
+        "tensor": out.name,
+        "kind": source.output_kind,
+        "dtype": out.dtype,
+        "shape": list(out.shape),
+        "scale": out.scale,
+        "zero_point": out.zero_point,
+        "dequantize": "value = (raw - zero_point) * scale" if out.scale else "raw float",
+        "classes": len(context["labels"]),
+    }
+    _finish_manifest(folder, _manifest(model, inputs, outputs, record, context), runner, context)
 
+
+def _model_facts(source, context: dict) -> dict:
+    return {
+        "arch": source.name,
+        "alpha": source.alpha,
+        "minimalistic": source.minimalistic,
+        "resolution": context["resolution"],
+    }
+
+
+def _manifest(model: dict, inputs: dict, outputs: dict, record: dict, context: dict) -> dict:
+    """Assemble manifest.json around a target's ``model``, ``input`` and ``output`` sections."""
     source = context["source"]
     calibration = context["calibration"]
     validation = context["validation"]
-    manifest = {
+    return {
         "schema_version": contract_module.SCHEMA_VERSION,
         "status": "passed" if record["gate"]["passed"] else "parity-failed",
-        "model": {
-            "file": model_file.name,
-            "target": "tflite",
-            "arch": source.name,
-            "alpha": source.alpha,
-            "minimalistic": source.minimalistic,
-            "resolution": context["resolution"],
-            "quant": mode.name,
-            "params": context["cost"]["params"],
-            "macs": context["cost"]["macs"],
-            "quant_description": mode.description,
-            "io_type": context["io_types"][mode.name],
-            "weights_per_channel": not context["per_tensor"],
-            "float_ops_allowed": context["allow_float_ops"],
-        },
-        "input": context["contract"].to_dict()
-        | {"tensor": inp.name, "dtype": inp.dtype, "scale": inp.scale, "zero_point": inp.zero_point},
-        "output": {
-            "tensor": out.name,
-            "kind": source.output_kind,
-            "dtype": out.dtype,
-            "shape": list(out.shape),
-            "scale": out.scale,
-            "zero_point": out.zero_point,
-            "dequantize": "value = (raw - zero_point) * scale" if out.scale else "raw float",
-            "classes": len(context["labels"]),
-        },
+        "model": model,
+        "input": inputs,
+        "output": outputs,
         "conventions": source.conventions,
         "labels": {
             "file": "labels.txt",
@@ -685,7 +914,7 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
         },
         "weights": source.weights,
         "calibration": None
-        if calibration is None
+        if calibration is None or model["target"] != "tflite"
         else {
             "photos": len(calibration.pixels),
             "samples": len(context["representative"]),
@@ -705,8 +934,18 @@ def _write_manifest(folder: Path, model_file: Path, mode, inp, out, record: dict
         "seed": context["seed"],
         "versions": context["versions"],
     }
-    write_golden(folder, manifest, runner, context["labels"], validation.paths)
-    manifest["files"] = {path.name: sha256_of(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
+
+
+def _finish_manifest(folder: Path, manifest: dict, runner, context: dict) -> None:
+    """Write golden.json from the manifest's contract, then manifest.json with every file's sha256."""
+    from mobile_export.convert.coreml import package_sha256
+    from mobile_export.golden import write_golden
+
+    write_golden(folder, manifest, runner, context["labels"], context["validation"].paths)
+    # A file's entry is the sha256 of its bytes; an .mlpackage folder's is package_sha256's.
+    manifest["files"] = {
+        path.name: package_sha256(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -720,6 +959,8 @@ def summary_rows(result: BuildResult) -> list[dict]:
     return [
         {
             "export": export.folder.name,
+            "target": export.target,
+            "mode": export.mode,
             "file": export.model_file.name,
             "size_bytes": export.size_bytes,
             "top1": f"{export.parity['images'] - export.parity['top1_changed']}/{export.parity['images']}",
@@ -735,11 +976,11 @@ def summary_rows(result: BuildResult) -> list[dict]:
 def summary_table(result: BuildResult) -> str:
     """Render every export's size, parity and gate as a Markdown table."""
     rows = summary_rows(result)
-    header = "| export | file | size MB | top-1 kept | cosine min | SQNR dB | max abs error | gate |"
-    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    header = "| mode | target | export | file | size MB | top-1 kept | cosine min | SQNR dB | max abs error | gate |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['export']} | {row['file']} | {row['size_bytes'] / 1e6:.2f} | {row['top1']} | {row['cosine_min']:.4f} | "
+            f"| {row['mode']} | {row['target']} | {row['export']} | {row['file']} | {row['size_bytes'] / 1e6:.2f} | {row['top1']} | {row['cosine_min']:.4f} | "
             f"{row['sqnr_db']:.1f} | {row['max_abs_error']:.3g} | {row['gate']} |"
         )
     return "\n".join(lines)
@@ -766,8 +1007,8 @@ def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
     weights_note = "" if context["source"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
     text = (
         f"# mobile-export build: {context['source'].file_stem}\n\n{summary_table(result)}\n"
-        f"{weights_note}\nEach export folder holds the model, labels.txt, manifest.json, golden.json, parity.json, "
-        f"parity.md and its figures (scatter.png; layer_errors.png for int8). {FLOAT_MODEL} is the float Keras model "
-        "every export was compared with.\n"
+        f"{weights_note}\nEach export folder holds the model (a .tflite file or an .mlpackage folder), labels.txt, "
+        "manifest.json, golden.json, parity.json, parity.md and its figures (scatter.png; layer_errors.png for "
+        f"TFLite int8). {FLOAT_MODEL} is the float Keras model every export was compared with.\n"
     )
     (staging / "summary.md").write_text(text, encoding="utf-8")

@@ -78,7 +78,7 @@ def test_ios_needs_a_core_ml_export(real_build, tmp_path):
     ios = tmp_path / "ios_demo"
     (ios / "MobileExportDemo").mkdir(parents=True)
 
-    with pytest.raises(BundleError, match="Core ML export is not available yet"):
+    with pytest.raises(BundleError, match="Build one with --target coreml"):
         bundle_module.bundle(real_build.out, ios=ios, export="tflite-int8")
 
 

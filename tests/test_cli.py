@@ -29,7 +29,7 @@ def test_help_does_not_import_tensorflow():
     [
         (["--arch", "resnet50"], "'resnet50' is not"),
         (["--quant", "int4"], "'int4' is not one of 'fp32', 'fp16', 'dynamic', 'int8', 'int16x8'"),
-        (["--target", "onnx"], "'onnx' is not 'tflite'"),
+        (["--target", "onnx"], "'onnx' is not one of 'tflite', 'coreml'"),
         (["--alpha", "0.6"], "alpha 0.6 is not available for mobilenet_v2; expected one of 0.35, 0.5"),
         (["--resolution", "16"], "at least 32"),
         (["--resolution", "big"], "is not N or HxW"),
