@@ -524,7 +524,7 @@ def _conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilati
 
     TensorFlow's CPU kernels take NHWC, hence the transposes. They replace numpy's matmul because
     numpy's OpenBLAS with 2 threads ran a 1x1 convolution 30x slower than with 1 thread on a 2-core
-    x86-64 VM at load average 6, where TensorFlow stayed within 3x of the single thread.
+    x86-64 VM at load average 6, where TensorFlow took about 3x the single thread's time.
     """
     import tensorflow as tf
 
