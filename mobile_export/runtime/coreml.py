@@ -520,7 +520,7 @@ def _ints(value) -> tuple[int, ...]:
 
 
 def _conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
-    """2-D convolution of NCHW ``x`` with an ``(out, in / groups, kh, kw)`` weight, through TensorFlow.
+    """Convolve NCHW ``x`` with an ``(out, in / groups, kh, kw)`` weight in 2-D, through TensorFlow.
 
     TensorFlow's CPU kernels take NHWC, hence the transposes. They replace numpy's matmul because
     numpy's OpenBLAS with 2 threads ran a 1x1 convolution 30x slower than with 1 thread on a 2-core
