@@ -218,6 +218,7 @@ def test_fp16_program_precisions(v2_fp16):
     assert (np.argmax(as_model, axis=1) == np.argmax(expected, axis=1)).all()
     # The program already computes in float16 from its input cast to its output.
     np.testing.assert_array_equal(as_fp16, as_model)
+    np.testing.assert_array_equal(as_model, as_model.astype(np.float16).astype(np.float32))
     # Float32 compute leaves only the weights' float16 rounding: measured 1.4e-3 RMS against 1.8e-3.
     # NOTE: this holds for V1 and V2 only. In V3 the float16 constant 1/6 of hard-swish and
     # hard-sigmoid (0.16663) shrinks every saturated gate, and float16 rounding of the activations

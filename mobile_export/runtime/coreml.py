@@ -148,7 +148,10 @@ class CoreMLProgram:
                     self._constants[inline] = self._constant(_decode_value(item, self._weights), item.type)
                     names.append(inline)
                 bindings[name] = names
-            rounds = [self._rounds_to_fp16(output.type) for output in op.outputs]
+            # An op that only selects, moves or clamps values returns float16 values from float16 inputs,
+            # and every value such an op reads was rounded already where its output must be.
+            exact = op.type in _VALUE_PRESERVING_OPS
+            rounds = [self._rounds_to_fp16(output.type) and not exact for output in op.outputs]
             step = _Step(op.type, bindings, [output.name for output in op.outputs], rounds)
             if op.type.startswith("constexpr_"):
                 # Compile-time ops depend only on constants, so they run once here, not per image.
@@ -517,11 +520,11 @@ def _ints(value) -> tuple[int, ...]:
 
 
 def _conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
-    """2-D convolution of NCHW ``x`` with an ``(out, in / groups, kh, kw)`` weight, through TensorFlow.
+    """Convolve NCHW ``x`` with an ``(out, in / groups, kh, kw)`` weight in 2-D, through TensorFlow.
 
     TensorFlow's CPU kernels take NHWC, hence the transposes. They replace numpy's matmul because
     numpy's OpenBLAS with 2 threads ran a 1x1 convolution 30x slower than with 1 thread on a 2-core
-    x86-64 VM at load average 6, where TensorFlow stayed within 3x of the single thread.
+    x86-64 VM at load average 6, where TensorFlow took about 3x the single thread's time.
     """
     import tensorflow as tf
 
@@ -771,6 +774,9 @@ _KERNELS = {
     "constexpr_lut_to_dense": _lut_to_dense,
     "constexpr_cast": _constexpr_cast,
 }
+_VALUE_PRESERVING_OPS = frozenset(
+    {"relu", "relu6", "clip", "identity", "pad", "transpose", "reshape", "squeeze", "expand_dims", "concat"}
+)
 _KERNEL_PARAMETERS = {name: set(inspect.signature(kernel).parameters) for name, kernel in _KERNELS.items()}
 _VARIADIC = {"concat": {"values"}}
 
