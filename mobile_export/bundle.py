@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from mobile_export.convert.coreml import package_sha256
@@ -24,25 +25,47 @@ IOS_MODEL_DIR = Path("MobileExportDemo/Model")
 BUNDLED_FILES = ("manifest.json", "labels.txt", "golden.json")
 
 
+def app_markers() -> dict[str, tuple[str, str, str]]:
+    """Map each target to its app: the ``bundle`` option, the app's default folder, and the file
+    or folder that marks the app's root."""
+    return {
+        "tflite": ("android", "android_demo", "settings.gradle.kts"),
+        "coreml": ("ios", "ios_demo", "MobileExportDemo"),
+    }
+
+
 class BundleError(ValueError):
     """The export cannot go into the app; the message names the fix."""
 
 
-def choose_export(out: Path, export: str | None) -> Path:
-    """Return the export folder to bundle: ``export`` inside ``out``, or its only export."""
+def choose_export(out: Path, export: str | Sequence[str] | None, target: str) -> Path:
+    """Return the ``target`` export to bundle: the one named in ``export``, or OUT's only one.
+
+    ``out`` is a build's OUT folder or one export folder inside it. ``export`` names one export
+    per app (``tflite-int8``, ``coreml-fp16``); names of the other target's exports are ignored.
+    """
     if (out / "manifest.json").is_file():
         return out
     summary = out / "summary.json"
     if not summary.is_file():
         raise BundleError(f"{out} is not an output of `mobile-export build` (no summary.json); pass its OUT folder.")
-    names = [row["export"] for row in json.loads(summary.read_text(encoding="utf-8"))["exports"]]
-    if export is not None:
-        if export not in names:
-            raise BundleError(f"{out} has no export {export!r}; it has {', '.join(names)}.")
-        return out / export
-    if len(names) != 1:
-        raise BundleError(f"{out} contains several exports ({', '.join(names)}); choose one with --export.")
-    return out / names[0]
+    rows = json.loads(summary.read_text(encoding="utf-8"))["exports"]
+    names = [row["export"] for row in rows]
+    candidates = [name for name in names if name.split("-")[0] == target]
+    requested = [export] if isinstance(export, str) else list(export or ())
+    for name in requested:
+        if name not in names:
+            raise BundleError(f"{out} has no export {name!r}; it has {', '.join(names)}.")
+    chosen = [name for name in requested if name in candidates]
+    if len(chosen) > 1:
+        raise BundleError(f"Several {target} exports chosen ({', '.join(chosen)}); an app takes one.")
+    if chosen:
+        return out / chosen[0]
+    if not candidates:
+        raise BundleError(f"{out} has no {target} export (it has {', '.join(names)}); build one with --target {target}.")
+    if len(candidates) > 1:
+        raise BundleError(f"{out} contains several {target} exports ({', '.join(candidates)}); choose one with --export.")
+    return out / candidates[0]
 
 
 def _verified_files(folder: Path, manifest: dict) -> list[Path]:
@@ -57,41 +80,56 @@ def _verified_files(folder: Path, manifest: dict) -> list[Path]:
 
 
 def bundle(out: str | Path, *, android: str | Path | None = None, ios: str | Path | None = None,
-           export: str | None = None, force: bool = False) -> list[Path]:
-    """Copy one export into the Android app (and, for Core ML exports, the iOS app).
+           export: str | Sequence[str] | None = None, force: bool = False) -> list[Path]:
+    """Copy a TFLite export into the Android app and a Core ML export into the iOS app.
 
-    Returns the model folders written. Raises :class:`BundleError` for a failed gate (unless
-    ``force``), a checksum mismatch, a missing app folder, or an export the app cannot run.
+    Every check runs before any app changes: the chosen exports, their gates, their checksums and
+    the app folders. Returns the model folders written. Raises :class:`BundleError` for a failed
+    gate (unless ``force``), a checksum mismatch, a missing app folder, or an export the app
+    cannot run.
     """
     if android is None and ios is None:
         raise BundleError("Nothing to do: pass --android APP_DIR and/or --ios APP_DIR.")
-    folder = choose_export(Path(out), export)
-    try:
-        _, manifest = locate_export(folder)
-    except ExportFolderError as error:
-        raise BundleError(str(error)) from None
-    if manifest.get("status") != "passed" and not force:
+    requested = [export] if isinstance(export, str) else list(export or ())
+    only = None
+    if ios is None:
+        only = "tflite"
+    elif android is None:
+        only = "coreml"
+    if only is not None and requested and all(name.split("-")[0] != only for name in requested):
+        platform, runs = ("Android", "TFLite") if only == "tflite" else ("iOS", "Core ML")
         raise BundleError(
-            f"{folder.name} failed its parity gate (see {folder / 'parity.md'}); pass --force to bundle it anyway."
+            f"The {platform} app runs {runs} models; {', '.join(requested)} is not a {only} export. Build one with "
+            f"--target {only} and bundle it with --export {only}-<mode>."
         )
-    files = _verified_files(folder, manifest)
-
-    targets = []
-    if android is not None:
-        if manifest["model"]["target"] != "tflite":
-            raise BundleError(f"The Android app runs TFLite models; {folder.name} is a {manifest['model']['target']} export.")
-        targets.append(_app_root(android, "settings.gradle.kts") / ANDROID_MODEL_DIR)
-    if ios is not None:
-        if manifest["model"]["target"] != "coreml":
+    plans = []
+    apps = {"android": android, "ios": ios}
+    model_dirs = {"tflite": ANDROID_MODEL_DIR, "coreml": IOS_MODEL_DIR}
+    for target, (option, _, marker) in app_markers().items():
+        app, model_dir = apps[option], model_dirs[target]
+        if app is None:
+            continue
+        folder = choose_export(Path(out), export, target)
+        try:
+            _, manifest = locate_export(folder)
+        except ExportFolderError as error:
+            raise BundleError(str(error)) from None
+        if manifest["model"]["target"] != target:
+            platform = "Android" if target == "tflite" else "iOS"
             raise BundleError(
-                f"The iOS app runs Core ML models; {folder.name} is a {manifest['model']['target']} export. "
-                "Build one with --target coreml and bundle it with --export coreml-<mode>."
+                f"The {platform} app runs {'TFLite' if target == 'tflite' else 'Core ML'} models; {folder.name} is a "
+                f"{manifest['model']['target']} export. Build one with --target {target} and bundle it with "
+                f"--export {target}-<mode>."
             )
-        targets.append(_app_root(ios, "MobileExportDemo") / IOS_MODEL_DIR)
+        if manifest.get("status") != "passed" and not force:
+            raise BundleError(
+                f"{folder.name} failed its parity gate (see {folder / 'parity.md'}); pass --force to bundle it anyway."
+            )
+        plans.append((_verified_files(folder, manifest), _app_root(app, marker) / model_dir))
 
-    for target in targets:
+    for files, target in plans:
         _swap_in(files, target)
-    return targets
+    return [target for _, target in plans]
 
 
 def _app_root(path: str | Path, marker: str) -> Path:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -135,9 +136,12 @@ def main() -> None:
               help="Seed for random weights and calibration augmentation.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Output folder; one subfolder per export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it is an earlier output of mobile-export.")
+@click.option("--bundle", "bundle_apps", is_flag=True,
+              help="After the build, put each target's first --quant export into ./android_demo (TFLite) and "
+              "./ios_demo (Core ML), as `mobile-export bundle` does.")
 def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_path, input_range, mean, std, labels,
           calibration_data, validation_data, calibration_samples, io_type, per_tensor, diagnose, rescue, allow_float_ops,
-          min_top1, min_top5, min_cosine, min_sqnr, max_abs_error, seed, out, force) -> None:
+          min_top1, min_top5, min_cosine, min_sqnr, max_abs_error, seed, out, force, bundle_apps) -> None:
     """Build a MobileNet with real weights, export it in each --quant mode for each --target, run
     every export against the float Keras model on real photos (TFLite in the LiteRT interpreter,
     Core ML in mobile-export's own execution of the ML Program, and natively on macOS), and write
@@ -152,6 +156,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         raise click.UsageError("--model and --arch exclude each other: export your model or build an architecture.")
     if model_path is None and (input_range or mean or std or labels):
         raise click.UsageError("--input-range, --mean, --std and --labels describe a --model file; pass --model too.")
+    apps = _bundle_apps(targets) if bundle_apps else {}
     console = _Console()
     logger = logging.getLogger("mobile_export")
     logger.setLevel(logging.INFO)
@@ -190,7 +195,35 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         click.echo("\nWarning: these exports have random weights, not a trained model; their labels mean nothing.")
     click.echo(f"\nWrote {result.out} in {result.seconds:.0f} s; all parity gates passed.")
     first = result.exports[0]
+    if apps:
+        from mobile_export import bundle as bundle_module
+
+        chosen = {}
+        for export in result.exports:
+            chosen.setdefault(export.target, export.folder.name)
+        try:
+            written = bundle_module.bundle(result.out, **apps, export=list(chosen.values()))
+        except bundle_module.BundleError as error:
+            raise _usage_error(error) from None
+        for folder in written:
+            click.echo(f"Bundled into {folder}")
     click.echo(f"Next: mobile-export predict {first.folder} PHOTO.jpg")
+
+
+def _bundle_apps(targets) -> dict:
+    """The sample apps that --bundle fills, checked before the build starts."""
+    from mobile_export.bundle import app_markers
+
+    apps = {}
+    for target, (option, folder, marker) in app_markers().items():
+        if target in targets:
+            if not (Path(folder) / marker).exists():
+                raise click.UsageError(
+                    f"--bundle puts {target} exports into ./{folder}, which is not here (no {folder}/{marker}); "
+                    f"run from the repository root, or build and then run `mobile-export bundle OUT --{option} DIR`."
+                )
+            apps[option] = folder
+    return apps
 
 
 @main.command(short_help="Classify photos with an exported model.")
@@ -345,12 +378,13 @@ def evaluate(out, data, limit_per_class, as_json) -> None:
               help="The Android sample app's folder (android_demo).")
 @click.option("--ios", type=click.Path(file_okay=False, path_type=str), default=None,
               help="The iOS sample app's folder (ios_demo); it runs Core ML exports.")
-@click.option("--export", "export_name", default=None, help="Which export of OUT, e.g. tflite-int8, when it has several.")
+@click.option("--export", "export_name", multiple=True,
+              help="Which export of OUT, e.g. tflite-int8, when it has several of a target; once per app.")
 @click.option("--force", is_flag=True, help="Bundle an export even though it failed its parity gate.")
 def bundle(out, android, ios, export_name, force) -> None:
-    """Copy an export's model, labels.txt, manifest.json and golden.json into the sample apps'
-    model folders, after checking every file against the manifest's sha256 sums. The swap is
-    atomic, so an app never contains a mix of old and new files."""
+    """Copy a TFLite export into the Android app and a Core ML export into the iOS app: model,
+    labels.txt, manifest.json and golden.json, after checking every file against the manifest's
+    sha256 sums. The swap is atomic, so an app never contains a mix of old and new files."""
     from mobile_export import bundle as bundle_module
 
     try:

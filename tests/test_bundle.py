@@ -85,3 +85,33 @@ def test_ios_needs_a_core_ml_export(real_build, tmp_path):
 def test_wrong_app_folder(real_build, tmp_path):
     with pytest.raises(BundleError, match="not the sample app folder"):
         bundle_module.bundle(real_build.out, android=tmp_path, export="tflite-int8")
+
+
+def test_build_bundle_fills_the_android_app(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mobile_export.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "android_demo").mkdir()
+    (tmp_path / "android_demo" / "settings.gradle.kts").write_text('rootProject.name = "demo"\n')
+    args = ["build", "--alpha", "0.35", "--resolution", "64", "--weights", "random", "--quant", "fp32", "--out", "out"]
+
+    result = CliRunner().invoke(main, [*args, "--bundle"])
+    bundled = json.loads((tmp_path / "android_demo" / ANDROID_MODEL_DIR / "manifest.json").read_text())
+
+    assert result.exit_code == 0, result.output
+    assert bundled["model"]["file"] == "mobilenet_v2_0.35_64_fp32.tflite"
+
+
+def test_build_bundle_needs_the_app_before_building(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mobile_export.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["build", "--quant", "fp32", "--target", "coreml", "--bundle", "--out", "out"])
+
+    assert result.exit_code == 2
+    assert "./ios_demo" in result.output
+    assert not (tmp_path / "out").exists()

@@ -407,3 +407,20 @@ def test_real_v2_keeps_top1(torchvision_v2, validation_photos, tmp_path, mode, m
     for index, path in enumerate(validation_photos.paths):
         if path.name in REFERENCE_CLASSES:
             assert np.argmax(exported[index]) == REFERENCE_CLASSES[path.name], path.name
+
+
+def test_bundle_fills_both_apps_from_one_out(both_targets, tmp_path):
+    from mobile_export import bundle
+    from mobile_export.bundle import ANDROID_MODEL_DIR, IOS_MODEL_DIR
+
+    android = tmp_path / "android_demo"
+    android.mkdir()
+    (android / "settings.gradle.kts").write_text('rootProject.name = "demo"\n')
+    ios = tmp_path / "ios_demo"
+    (ios / "MobileExportDemo").mkdir(parents=True)
+
+    written = bundle.bundle(both_targets.out, android=android, ios=ios, export=["tflite-fp32", "coreml-int8-weights"])
+    models = [json.loads((folder / "manifest.json").read_text())["model"] for folder in written]
+
+    assert written == [android / ANDROID_MODEL_DIR, ios / IOS_MODEL_DIR]
+    assert [(model["target"], model["quant"]) for model in models] == [("tflite", "fp32"), ("coreml", "int8-weights")]

@@ -82,7 +82,7 @@ def _loose():
     [
         (["int8"], "int16", "--io-type int16 does not apply to int8; it takes uint8, int8, float32"),
         (["int16x8"], "uint8", "--io-type uint8 does not apply to int16x8; it takes int16, float32"),
-        (["fp16", "dynamic"], "int8", "--io-type applies to int8 and int16x8"),
+        (["fp16", "dynamic"], "int8", "--io-type applies to TFLite int8 and int16x8"),
     ],
 )
 def test_io_type_mismatch_is_rejected_early(tmp_path, quant, io_type, message):
