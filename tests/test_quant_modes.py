@@ -136,9 +136,10 @@ def test_per_tensor_is_recorded_and_warned(tmp_path, caplog):
 
 
 def test_all_modes_have_gates():
+    from mobile_export.convert.coreml import COREML_MODES
     from mobile_export.validate.parity import DEFAULT_GATES
 
-    assert set(DEFAULT_GATES) == set(QUANT_MODES)
+    assert set(DEFAULT_GATES) == set(QUANT_MODES) | {f"coreml-{name}" for name in COREML_MODES}
 
 
 def test_noise_is_rejected():
