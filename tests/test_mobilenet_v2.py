@@ -126,6 +126,37 @@ def test_checkpoint_round_trip(tmp_path, torchvision_v2, validation_photos):
     np.testing.assert_array_equal(np.asarray(copy(pixels)), np.asarray(torchvision_v2(pixels)))
 
 
+def test_float16_checkpoint_loads_as_float32(tmp_path, torchvision_v2, validation_photos):
+    from mobile_export.models.weights import load_weights
+
+    path = tmp_path / "v2_fp16.npz"
+    save_checkpoint(
+        torchvision_v2,
+        path,
+        arch="mobilenet_v2",
+        alpha=1.0,
+        conventions=TORCHVISION,
+        description="float16 copy",
+        dtype=np.float16,
+    )
+    arrays, _ = read_checkpoint(path)
+    assert {array.dtype for weights in arrays.values() for array in weights} == {np.dtype(np.float16)}
+
+    copy = build_mobilenet_v2(input_shape=(224, 224), conventions=TORCHVISION, batch_size=1)
+    load_weights(copy, resolve_weights("mobilenet_v2", str(path)))
+    kernel = copy.get_layer("block5_expand_conv").get_weights()[0]
+    assert kernel.dtype == np.float32
+    original = torchvision_v2.get_layer("block5_expand_conv").get_weights()[0]
+    np.testing.assert_array_equal(kernel, original.astype(np.float16).astype(np.float32))
+
+    # Rounding every weight to float16 (11 significant bits) keeps the top-1 class of every photo.
+    pixels = validation_photos.pixels.astype(np.float32)
+    assert np.array_equal(
+        np.argmax(np.asarray(copy.predict(pixels, batch_size=1, verbose=0)), axis=1),
+        np.argmax(np.asarray(torchvision_v2.predict(pixels, batch_size=1, verbose=0)), axis=1),
+    )
+
+
 def test_checkpoint_for_another_alpha_is_rejected(tmp_path):
     path = tmp_path / "small.npz"
     small = build_mobilenet_v2(alpha=0.35, input_shape=(64, 64))

@@ -360,16 +360,26 @@ def torchvision_v2_to_layers(state_dict: dict[str, np.ndarray]) -> dict[str, lis
     return arrays
 
 
-def save_checkpoint(model, path: Path, *, arch: str, alpha: float, conventions: Conventions, description: str) -> None:
+def save_checkpoint(
+    model,
+    path: Path,
+    *,
+    arch: str,
+    alpha: float,
+    conventions: Conventions,
+    description: str,
+    dtype=np.float32,
+) -> None:
     """Write ``model``'s weights as a ``.npz`` that ``--weights PATH`` loads without pickle.
 
     Arrays are stored as ``<layer name>/<index>``; a JSON string under ``__meta__`` records the
-    architecture, alpha and conventions.
+    architecture, alpha and conventions. ``dtype=np.float16`` halves the file, and loading casts
+    every array back to float32.
     """
     arrays = {}
     for layer in model.layers:
         for index, weight in enumerate(layer.get_weights()):
-            arrays[f"{layer.name}/{index}"] = weight
+            arrays[f"{layer.name}/{index}"] = weight.astype(dtype)
     meta = {
         "format": CHECKPOINT_FORMAT,
         "version": 1,
