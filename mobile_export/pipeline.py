@@ -728,6 +728,18 @@ def _export_coreml(staging: Path, model, mode, gate, reference: np.ndarray, cont
     names = [path.name for path in context["validation"].paths]
     metrics = compare(reference, exported, names=names, labels=context["labels"])
     verdict = judge(metrics, gate)
+    fp16_compute = None
+    if mode.compute_precision == "float32":
+        # Core ML may run a float32 program on the GPU or the Neural Engine in float16, so the
+        # report also shows what that rounding does. The gate judges the program as written.
+        emulated = CoreMLScores(package, output=source.output_kind, input_shape=context["contract"].shape, precision="fp16")
+        fp16_metrics = compare(reference, emulated.run_all(pixels), names=names, labels=context["labels"])
+        fp16_compute = {key: value for key, value in fp16_metrics.items() if key != "per_image"}
+        fp16_compute["runtime"] = emulated.description
+        log.info(
+            "%s with float16 compute (GPU, Neural Engine): top-1 %d/%d, SQNR %.1f dB",
+            name, fp16_metrics["images"] - fp16_metrics["top1_changed"], fp16_metrics["images"], fp16_metrics["sqnr_db"],
+        )
     native = run_native(package, pixels)
     native_record = None
     if native is not None:
@@ -751,6 +763,7 @@ def _export_coreml(staging: Path, model, mode, gate, reference: np.ndarray, cont
         "weights": source.weights["source"],
         "runtime": runner.description,
         "native": native_record,
+        "fp16_compute": fp16_compute,
         "float_ops": {},
     }
     plots.scatter(

@@ -74,13 +74,16 @@ class CoreMLScores:
     ``input["shape"]`` with ``run_raw(tensor)`` for the raw input tensor.
     """
 
-    def __init__(self, package: Path, *, output: str, input_shape):
+    def __init__(self, package: Path, *, output: str, input_shape, precision: str = "model"):
         from mobile_export.runtime.coreml import CoreMLProgram
 
-        self._program = CoreMLProgram(package, precision="model")
+        self._program = CoreMLProgram(package, precision=precision)
         self._output = output
         self.input = {"shape": list(input_shape)}
-        self.description = "mobile-export's numpy execution of the ML Program, in the precision the program states"
+        if precision == "fp16":
+            self.description = "mobile-export's numpy execution of the ML Program, every op rounded to float16"
+        else:
+            self.description = "mobile-export's numpy execution of the ML Program, in the precision the program states"
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         outputs = self._program.run(np.asarray(pixels, dtype=np.uint8).reshape(self.input["shape"]))

@@ -424,3 +424,12 @@ def test_bundle_fills_both_apps_from_one_out(both_targets, tmp_path):
 
     assert written == [android / ANDROID_MODEL_DIR, ios / IOS_MODEL_DIR]
     assert [(model["target"], model["quant"]) for model in models] == [("tflite", "fp32"), ("coreml", "int8-weights")]
+
+
+def test_fp32_parity_also_reports_fp16_compute(both_targets):
+    parity = _export(both_targets, "coreml", "fp32").parity
+    emulated = parity["fp16_compute"]
+
+    assert "float16" in emulated["runtime"]
+    assert 30.0 < emulated["sqnr_db"] < parity["sqnr_db"]
+    assert _export(both_targets, "coreml", "int8-weights").parity["fp16_compute"] is None

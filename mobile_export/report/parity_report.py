@@ -45,11 +45,17 @@ def render_markdown(record: dict) -> str:
             "so their top classes may tie and the answer may be wrong.",
             "",
         ]
+    rescue = (record.get("recipe") or {}).get("rescue")
     if record.get("float_ops"):
         ops = ", ".join(f"{count} {op}" for op, count in record["float_ops"].items())
+        reason = (
+            "the rescue kept their blocks in float (see below)"
+            if rescue and rescue["float_blocks"]
+            else "this mode has no integer kernel for them"
+        )
         lines += [
-            f"> Ops running in float because this mode has no integer kernel for them: {ops}. Each one "
-            "dequantizes its input and quantizes its output, which costs speed.",
+            f"> Ops running in float because {reason}: {ops}. Each one dequantizes its input and "
+            "quantizes its output, which costs speed.",
             "",
         ]
     if record.get("overridden"):
@@ -87,6 +93,18 @@ def render_markdown(record: dict) -> str:
             f"{row['export_top1']} {row['export_top1_label']}{mark} | {row['cosine']:.4f} | {row['sqnr_db']:.1f} |"
         )
     lines += ["", "![float against exported outputs](scatter.png)", ""]
+    lines += _recipe_lines(record.get("recipe"))
+    for key, title in (("fp16_compute", "With float16 compute"), ("native", "Native Core ML predict")):
+        other = record.get(key)
+        if other:
+            lines += [
+                f"## {title}",
+                "",
+                f"{other['runtime']}: top-1 {other['images'] - other['top1_changed']}/{other['images']}, "
+                f"cosine min {other['cosine_min']:.4f}, SQNR {other['sqnr_db']:.1f} dB, "
+                f"max abs error {_format(other['max_abs_error'])}.",
+                "",
+            ]
     if record.get("layers"):
         lines += [
             "## Layers with the largest quantization error",
@@ -106,3 +124,37 @@ def render_markdown(record: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _recipe_lines(recipe: dict | None) -> list[str]:
+    """Describe how an int8 export was quantized and, when the rescue searched, what it kept in float."""
+    if not recipe:
+        return []
+    lines = [
+        "## int8 recipe",
+        "",
+        f"Activation ranges: {recipe['activation_ranges']} ({recipe['ranges_narrowed']} tensors narrowed).",
+        "",
+    ]
+    rescue = recipe.get("rescue")
+    if not rescue:
+        return lines
+    before, cost = rescue["validation_before"], rescue["cost"]
+    blocks = ", ".join(rescue["float_blocks"]) or "none"
+    lines += [
+        f"The gate failed with every layer int8 (SQNR {before['sqnr_db']:.1f} dB, top-1 agreement "
+        f"{before['top1_agreement']:.2f}), so the rescue searched for blocks to keep in float, measuring "
+        f"on calibration samples: SQNR {rescue['calibration_sqnr_db_before']:.1f} to "
+        f"{rescue['calibration_sqnr_db_after']:.1f} dB against a target of {rescue['target_sqnr_db']:.1f} dB "
+        f"({'reached' if rescue['reached'] else 'not reached'}). Kept in float: {blocks}.",
+        "",
+    ]
+    if "size_bytes_after" in cost:
+        lines += [
+            "| | size MB | latency ms, 1 thread |",
+            "|---|---|---|",
+            f"| every layer int8 | {cost['size_bytes_before'] / 1e6:.2f} | {cost['latency_ms_before']:.2f} |",
+            f"| rescued | {cost['size_bytes_after'] / 1e6:.2f} | {cost['latency_ms_after']:.2f} |",
+            "",
+        ]
+    return lines
