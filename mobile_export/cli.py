@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,12 @@ def _usage_error(error: Exception) -> click.UsageError:
 def main() -> None:
     """Build MobileNets, quantize them, export them for phones, and prove the exports agree with
     the float model."""
+    # A terminated build unwinds like Ctrl-C does, so its staging folder is removed.
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
+
+
+def _exit_on_terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 @main.command(short_help="Build, quantize, export and validate a MobileNet.")
@@ -120,7 +127,7 @@ def main() -> None:
               "float32) exports; fp16 and dynamic keep float32.")
 @click.option("--per-tensor", is_flag=True, help="TFLite only. One weight scale per tensor instead of per channel (loses accuracy).")
 @click.option("--diagnose/--no-diagnose", default=True, show_default=True,
-              help="Measure each int8 layer's quantization error and chart the worst (about 10 s).")
+              help="Measure each int8 layer's quantization error and chart the worst (a few seconds).")
 @click.option("--rescue/--no-rescue", default=True, show_default=True,
               help="int8: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
               "most in float; --no-rescue gives the plain converter's int8.")
@@ -245,6 +252,9 @@ def predict(model, images, top_k, as_json) -> None:
 
     for note in notes:
         click.echo(f"Warning: {note}.", err=True)
+    skipped = [result for result in results if result.get("skipped")]
+    if skipped:
+        click.echo(f"Warning: skipped {len(skipped)} unreadable file(s), first {skipped[0]['skipped']}", err=True)
     saturated = [result["image"] for result in results if result["saturated"]]
     if saturated:
         click.echo(
@@ -256,6 +266,8 @@ def predict(model, images, top_k, as_json) -> None:
         click.echo(json.dumps(results, indent=2))
         return
     for result in results:
+        if result.get("skipped"):
+            continue
         click.echo(result["image"])
         for rank, entry in enumerate(result["top"], start=1):
             click.echo(f"  {rank}. {entry['score']:7.2%}  {entry['label']} ({entry['index']})")
@@ -441,7 +453,7 @@ def bench(models, threads, runs, warmup, rounds, as_json, adb_script, baseline, 
 
         files = [locate_export(model)[0] for model in models]
         script = Path(adb_script)
-        script.write_text(bench_module.adb_script(files), encoding="utf-8")
+        script.write_text(bench_module.adb_script(files, threads=threads, runs=runs), encoding="utf-8")
         script.chmod(0o755)
         click.echo(f"Wrote {script}; put benchmark_model beside it and run it with a phone connected.", err=True)
 

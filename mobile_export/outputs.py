@@ -40,10 +40,17 @@ def check_output_folder(out: Path, *, force: bool) -> None:
         if not force:
             raise OutputError(f"Output folder {out} already exists; pass --force to replace it, or choose another --out.")
     parent = out.resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"Cannot create {out}: {parent} is a file, not a folder; choose another --out.")
     if not parent.is_dir():
         raise OutputError(f"Cannot create {out}: its parent folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"Cannot write to {parent} (permission denied); choose another --out.")
+    # Permission bits do not tell everything (root, read-only or virtual file systems), so try it.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.check-", dir=parent))
+    except OSError as error:
+        raise OutputError(f"Cannot write to {parent} ({error.strerror}); choose another --out.") from None
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ is raised afterwards so the CLI exits non-zero.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -234,7 +235,13 @@ def build(
         io_types[mode] = io_type if io_type in choices else choices[0]
     if io_type is not None and not any(QUANT_MODES[mode].needs_calibration for mode in tflite_modes):
         raise BuildOptionError(
-            f"--io-type applies to TFLite int8 and int16x8 only; {', '.join(tflite_modes)} always use float32 I/O."
+            f"--io-type applies to TFLite int8 and int16x8 only; the modes requested ({', '.join(tflite_modes)}) "
+            "have float32 I/O."
+        )
+    if "coreml" in targets and importlib.util.find_spec("coremltools") is None:
+        raise BuildOptionError(
+            "--target coreml needs coremltools, which is not installed; run pip install 'coremltools>=9.0,<10' "
+            "scikit-learn (both are mobile-export dependencies)."
         )
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
@@ -259,6 +266,11 @@ def build(
     folders = {"validation": validation_data}
     if needs_calibration:
         folders["calibration"] = calibration_data
+    elif calibration_data is not None or calibration_samples is not None:
+        raise BuildOptionError(
+            f"--calibration-data and --num-calibration apply to calibrated modes (TFLite int8 and int16x8); "
+            f"{', '.join(modes)} need no calibration, so drop them."
+        )
     for split, folder in folders.items():
         _check_photo_folder(split, folder)
 
@@ -385,9 +397,12 @@ def build(
     if failed:
         reasons = "; ".join(f"{e.folder.name} ({', '.join(e.parity['gate']['failures'])})" for e in failed)
         hint = ""
-        if not source.pretrained:
+        agreement_failed = any(
+            failure.startswith(("top1", "top5")) for e in failed for failure in e.parity["gate"]["failures"]
+        )
+        if agreement_failed and not source.pretrained:
             hint = " Random weights give near-tied scores, so top-1 agreement means little; see --min-top1."
-        elif validation_data is None and source.labels_path is not None:
+        elif agreement_failed and validation_data is None and source.labels_path is not None:
             hint = " The bundled photos are ImageNet scenes; pass --validation-data with photos of your model's classes."
         raise ParityGateError(f"Parity gate failed for {reasons}; files are in {out} for inspection.{hint}", result)
     return result
@@ -525,10 +540,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         )
     inp, out = tflite.read_io(content)
     tflite.check_io(mode, io_type, inp, out, input_shape=context["contract"].shape)
-    log.info(
-        "%s: %.2f MB, input %s, output %s (%.1f s)",
-        name, len(content) / 1e6, _describe(inp), _describe(out), stage.seconds(),
-    )
+    log.info("%s: converted, input %s, output %s (%.1f s)", name, _describe(inp), _describe(out), stage.seconds())
 
     stage = _Timer()
     names = [path.name for path in context["validation"].paths]
@@ -553,6 +565,7 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     content = _with_metadata(content, mode, io_type, context)
     model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
     model_file.write_bytes(content)
+    log.info("%s: %s, %.2f MB with metadata and labels", name, model_file.name, len(content) / 1e6)
     float_ops = runner.float_ops() if context["allow_float_ops"] or rescue else {}
     if float_ops:
         log.warning(

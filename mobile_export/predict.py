@@ -133,19 +133,29 @@ def predict(model: str | Path, images: Sequence[str | Path], *, top_k: int = 5) 
     Returns:
         One dict per photo: ``{"image": path, "top": [{"index", "label", "score"}, ...],
         "saturated": bool}``; saturated means the top output hit the largest value a quantized
-        output can hold, so the top classes may tie.
+        output can hold, so the top classes may tie. An unreadable photo found in a folder gets
+        an empty ``top`` and ``"skipped"``: the reason; a photo named directly raises.
     """
-    from mobile_export.data import list_images, load_rgb, read_labels
+    from mobile_export.data import ImageError, list_images, load_rgb, read_labels
 
     model_file, manifest = locate_export(model)
     input_contract = InputContract.from_dict(manifest["input"])
-    images = [found for image in images for found in (list_images(image) if Path(image).is_dir() else [image])]
+    # A photo named on the command line must be readable; one found in a folder may be skipped.
+    named = [(Path(image), False) for image in images if not Path(image).is_dir()]
+    found = [(path, True) for image in images if Path(image).is_dir() for path in list_images(image)]
     labels = read_labels(model_file.parent / manifest["labels"]["file"])
     runner = open_runner(model_file, manifest)
 
     results = []
-    for image in images:
-        pixels = input_contract.prepare(load_rgb(image))
+    for image, skippable in named + found:
+        try:
+            rgb = load_rgb(image)
+        except ImageError as error:
+            if not skippable:
+                raise
+            results.append({"image": str(image), "top": [], "saturated": False, "skipped": str(error)})
+            continue
+        pixels = input_contract.prepare(rgb)
         output = runner.run(pixels)
         scores = _softmax(output) if manifest["output"]["kind"] == "logits" else output
         order = np.argsort(-scores, kind="stable")[:top_k]

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -152,6 +153,39 @@ def test_predict_corrupt_image(small_build, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_predict_folder_skips_unreadable(small_build, tmp_path):
+    from PIL import Image
+
+    out, _ = small_build
+    Image.new("RGB", (80, 60), color=(200, 30, 30)).save(tmp_path / "red.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+
+    result = _run("predict", str(out / "tflite-fp32"), str(tmp_path), "--json")
+    entries = {Path(entry["image"]).name: entry for entry in json.loads(result.stdout)}
+
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable" in result.stderr
+    assert len(entries["red.png"]["top"]) == 5
+    assert "broken.jpg" in entries["broken.jpg"]["skipped"]
+
+
+def test_build_rejects_calibration_data_without_calibration(tmp_path):
+    result = _run("build", "--quant", "fp32", "--calibration-data", str(tmp_path), "--out", str(tmp_path / "out"))
+
+    assert result.exit_code == 2
+    assert "need no calibration" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_out_under_a_file(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+
+    result = _run("build", "--quant", "fp32", "--out", str(tmp_path / "photo.jpg" / "out"))
+
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in result.output
+
+
 def test_predict_not_an_export(tmp_path):
     result = _run("predict", str(tmp_path), str(tmp_path / "x.jpg"))
 
@@ -238,10 +272,10 @@ def test_bench_writes_an_adb_script(small_build, tmp_path):
     out, _ = small_build
     script = tmp_path / "phone.sh"
 
-    result = _run("bench", str(out / "tflite-int8"), "--runs", "5", "--adb-script", str(script))
+    result = _run("bench", str(out / "tflite-int8"), "--runs", "5", "--threads", "3", "--adb-script", str(script))
 
     assert result.exit_code == 0, result.output
     text = script.read_text()
-    assert "--graph=/data/local/tmp/mobilenet_v2_0.35_64_int8.tflite --num_threads=1" in text
-    assert "--num_threads=4" in text
+    assert "--graph=/data/local/tmp/mobilenet_v2_0.35_64_int8.tflite --num_threads=1 --num_runs=5" in text
+    assert "--num_threads=3 --num_runs=5" in text
     subprocess.run(["bash", "-n", str(script)], check=True)
