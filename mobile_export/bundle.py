@@ -58,7 +58,7 @@ def choose_export(out: Path, export: str | Sequence[str] | None, target: str) ->
             raise BundleError(f"{out} has no export {name!r}; it has {', '.join(names)}.")
     chosen = [name for name in requested if name in candidates]
     if len(chosen) > 1:
-        raise BundleError(f"Several {target} exports chosen ({', '.join(chosen)}); an app takes one.")
+        raise BundleError(f"Several {target} exports chosen ({', '.join(chosen)}); an app takes one, so pass one of them.")
     if chosen:
         return out / chosen[0]
     if not candidates:
@@ -102,8 +102,12 @@ def bundle(out: str | Path, *, android: str | Path | None = None, ios: str | Pat
             f"The {platform} app runs {runs} models; {', '.join(requested)} is not a {only} export. Build one with "
             f"--target {only} and bundle it with --export {only}-<mode>."
         )
-    plans = []
     apps = {"android": android, "ios": ios}
+    for name in requested:
+        option = next((option for target, (option, _, _) in app_markers().items() if name.split("-")[0] == target), None)
+        if option is not None and apps[option] is None:
+            raise BundleError(f"--export {name} is for the {option} app, but --{option} is not given; add --{option} APP_DIR.")
+    plans = []
     model_dirs = {"tflite": ANDROID_MODEL_DIR, "coreml": IOS_MODEL_DIR}
     for target, (option, _, marker) in app_markers().items():
         app, model_dir = apps[option], model_dirs[target]

@@ -189,7 +189,8 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         )
     except pipeline.ParityGateError as error:
         click.echo(pipeline.summary_table(error.result))
-        raise GateFailed(str(error)) from None
+        skipped = " Nothing was bundled; the apps are unchanged." if apps else ""
+        raise GateFailed(f"{error}{skipped}") from None
     except _user_errors() as error:
         raise _usage_error(error) from None
     except _tool_errors() as error:
@@ -212,8 +213,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
             written = bundle_module.bundle(result.out, **apps, export=list(chosen.values()))
         except bundle_module.BundleError as error:
             raise _usage_error(error) from None
-        for folder in written:
-            click.echo(f"Bundled into {folder}")
+        _echo_bundled(written)
     click.echo(f"Next: mobile-export predict {first.folder} PHOTO.jpg")
 
 
@@ -407,8 +407,14 @@ def bundle(out, android, ios, export_name, force) -> None:
         written = bundle_module.bundle(out, android=android, ios=ios, export=export_name, force=force)
     except (*_user_errors(), bundle_module.BundleError) as error:
         raise _usage_error(error) from None
-    for folder in written:
-        click.echo(f"Bundled into {folder}")
+    _echo_bundled(written)
+
+
+def _echo_bundled(folders) -> None:
+    for folder in folders:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        note = "" if manifest.get("status") == "passed" else " (its parity gate FAILED; bundled because of --force)"
+        click.echo(f"Bundled {manifest['model']['file']} into {folder}{note}")
 
 
 @main.command(short_help="Latency, size and memory of exports in LiteRT on this CPU.")

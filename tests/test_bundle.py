@@ -115,3 +115,9 @@ def test_build_bundle_needs_the_app_before_building(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "./ios_demo" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_bundle_export_for_an_app_not_given(real_build, app):
+    with pytest.raises(BundleError, match="--ios is not given"):
+        bundle_module.bundle(real_build.out, android=app, export=["tflite-int8", "coreml-fp16"])
+    assert not (app / ANDROID_MODEL_DIR).exists()

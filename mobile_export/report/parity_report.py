@@ -39,6 +39,8 @@ def render_markdown(record: dict) -> str:
         f"answer against the float Keras model.",
         "",
     ]
+    if record.get("runtime"):
+        lines += [f"Export run by: {record['runtime']}.", ""]
     if record.get("saturated"):
         lines += [
             f"> {record['saturated']} photos reached the largest value the quantized output can hold, "

@@ -280,7 +280,18 @@ class _Step:
 # Reading the package
 
 
+def _quiet_coremltools() -> None:
+    """Import coremltools once with its start-up warnings (untested versions, no native runtime
+    off macOS) kept off the terminal; they say nothing about this runtime."""
+    if "coremltools" not in sys.modules:
+        from mobile_export._tf import captured_output
+
+        with captured_output(None):
+            import coremltools  # noqa: F401
+
+
 def _read_spec(path: Path):
+    _quiet_coremltools()
     from coremltools.proto import Model_pb2
 
     if not path.is_dir():
