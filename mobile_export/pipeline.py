@@ -119,7 +119,7 @@ def parse_resolution(value: str | int | Sequence[int]) -> tuple[int, int]:
 
 def _versions() -> dict:
     versions = {"python": platform.python_version()}
-    for package in ("mobile-export", "tensorflow", "keras", "ai-edge-litert", "numpy", "pillow"):
+    for package in ("mobile-export", "tensorflow", "keras", "ai-edge-litert", "coremltools", "scikit-learn", "numpy", "pillow"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
