@@ -415,6 +415,13 @@ def _echo_bundled(folders) -> None:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         note = "" if manifest.get("status") == "passed" else " (its parity gate FAILED; bundled because of --force)"
         click.echo(f"Bundled {manifest['model']['file']} into {folder}{note}")
+        target = manifest["model"].get("minimum_deployment_target")
+        if target not in (None, "iOS15"):
+            click.echo(
+                f"Note: this model needs {target}, and the iOS demo targets iOS 15; run it on {target} or later, "
+                "or raise the app's deployment target in Xcode.",
+                err=True,
+            )
 
 
 @main.command(short_help="Latency, size and memory of exports in LiteRT on this CPU.")
