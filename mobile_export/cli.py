@@ -218,7 +218,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
 
 
 def _bundle_apps(targets) -> dict:
-    """The sample apps that --bundle fills, checked before the build starts."""
+    """Return the sample apps that --bundle fills, after checking they exist, before the build starts."""
     from mobile_export.bundle import app_markers
 
     apps = {}

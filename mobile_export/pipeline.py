@@ -619,21 +619,26 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
         )
     write_parity(folder, record)
     write_labels(folder / "labels.txt", context["labels"])
+    _log_parity(name, metrics, record["gate"]["passed"], stage.seconds())
+
+    _write_manifest(folder, model_file, mode, inp, out, record, context, runner=runner)
+    return ExportResult(
+        target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
+    )
+
+
+def _log_parity(name: str, metrics: dict, passed: bool, seconds: float, *, note: str = "") -> None:
     log.info(
-        "%s parity: top-1 %d/%d, cosine min %.4f, SQNR %.1f dB, max abs error %.3g → gate %s (%.1f s)",
+        "%s parity: top-1 %d/%d, cosine min %.4f, SQNR %.1f dB, max abs error %.3g%s → gate %s (%.1f s)",
         name,
         metrics["images"] - metrics["top1_changed"],
         metrics["images"],
         metrics["cosine_min"],
         metrics["sqnr_db"],
         metrics["max_abs_error"],
-        "passed" if record["gate"]["passed"] else "FAILED",
-        stage.seconds(),
-    )
-
-    _write_manifest(folder, model_file, mode, inp, out, record, context, runner=runner)
-    return ExportResult(
-        target="tflite", mode=mode.name, folder=folder, model_file=model_file, size_bytes=len(content), parity=record
+        note,
+        "passed" if passed else "FAILED",
+        seconds,
     )
 
 
@@ -784,19 +789,11 @@ def _export_coreml(staging: Path, model, mode, gate, reference: np.ndarray, cont
     )
     write_parity(folder, record)
     write_labels(folder / "labels.txt", context["labels"])
-    log.info(
-        "%s parity: top-1 %d/%d, cosine min %.4f, SQNR %.1f dB, max abs error %.3g%s → gate %s (%.1f s)",
-        name,
-        metrics["images"] - metrics["top1_changed"],
-        metrics["images"],
-        metrics["cosine_min"],
-        metrics["sqnr_db"],
-        metrics["max_abs_error"],
-        "" if native_record is None else f"; native predict: top-1 {native_record['images'] - native_record['top1_changed']}"
-        f"/{native_record['images']}, SQNR {native_record['sqnr_db']:.1f} dB",
-        "passed" if record["gate"]["passed"] else "FAILED",
-        stage.seconds(),
-    )
+    native_note = ""
+    if native_record is not None:
+        kept = native_record["images"] - native_record["top1_changed"]
+        native_note = f"; native predict: top-1 {kept}/{native_record['images']}, SQNR {native_record['sqnr_db']:.1f} dB"
+    _log_parity(name, metrics, record["gate"]["passed"], stage.seconds(), note=native_note)
 
     model_section = {
         "file": package.name,

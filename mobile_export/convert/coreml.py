@@ -128,7 +128,7 @@ def convert(
 
     ``output_kind`` is ``"logits"`` or ``"probabilities"``. ``metadata`` gives ``description``,
     ``licence``, ``version``, ``author`` and ``user_defined`` (str to str) for the package.
-    ``calibration`` holds (N, H, W, 3) uint8 photos, needed by the W8A8 mode only. coremltools'
+    ``calibration`` contains (N, H, W, 3) uint8 photos, needed by the W8A8 mode only. coremltools'
     output goes to ``log_path``. ``cache``, a dict kept across calls for the same model, holds the
     uncompressed conversion per compute precision, so that the compressed modes, which start from
     it, skip the TensorFlow frontend (about 10 s for V2 at 224). Weight compression raises the

@@ -282,7 +282,7 @@ class _Step:
 
 def _quiet_coremltools() -> None:
     """Import coremltools once with its start-up warnings (untested versions, no native runtime
-    off macOS) kept off the terminal; they say nothing about this runtime."""
+    off macOS) kept off the terminal, because they do not apply to this runtime."""
     if "coremltools" not in sys.modules:
         from mobile_export._tf import captured_output
 

@@ -86,7 +86,7 @@ DEFAULT_GATES = {
 # - palette6 keeps 10/13 at 14.7 dB, cosine min 0.950, every float top-1 in its top 5.
 # - Each bit fewer costs MobileNetV2 about 6 dB, so palette4 (2/13, 3.5 dB, cosine 0.55) and
 #   palette2 (0/13) fall below the wrongly-prepared-pixels cluster. Their gate is int8's, the
-#   lowest that still tells a working export from a broken one, so they fail it and say so.
+#   lowest that still separates a working export from a broken one, so they fail it loudly.
 # NOTE: coreml-int8 (W8A8) builds only on macOS and was not measured here; it takes int8's gate.
 DEFAULT_GATES |= {
     "coreml-fp32": Gate(min_top1_agreement=1.0, min_top5_agreement=1.0, min_cosine=0.9999, max_abs_error=1e-4),

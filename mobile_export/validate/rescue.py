@@ -1,6 +1,6 @@
 """Rescue for an int8 export that misses its gate: keep the blocks that hurt most in float.
 
-A per-layer score (the debugger's RMSE over scale) says how far a tensor is from its float
+A per-layer score (the debugger's RMSE over scale) measures how far a tensor is from its float
 values in its own steps, not how much that error moves the logits: on the ImageNet MobileNetV2,
 keeping the 3 to 25 worst-scored layers in float left the median SQNR at 12-13 dB. This search
 measures instead. Each block (a Keras layer-name group such as ``block14``: expand, depthwise,
@@ -29,7 +29,7 @@ TARGET_DB = 20.0
 
 @dataclasses.dataclass(frozen=True)
 class Rescue:
-    """What the search kept in float and what each step measured on the calibration photos."""
+    """The search's result: the blocks kept in float, and each step's SQNR on calibration samples."""
 
     target_db: float
     before_db: float
