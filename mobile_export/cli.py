@@ -128,8 +128,8 @@ def _exit_on_terminate(signum, frame) -> None:
 @click.option("--per-tensor", is_flag=True, help="TFLite only. One weight scale per tensor instead of per channel (loses accuracy).")
 @click.option("--diagnose/--no-diagnose", default=True, show_default=True,
               help="Measure each int8 layer's quantization error and chart the worst (a few seconds).")
-@click.option("--rescue/--no-rescue", default=True, show_default=True,
-              help="int8: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
+@click.option("--rescue/--no-rescue", default=None,
+              help="TFLite int8, on by default: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
               "most in float; --no-rescue gives the plain converter's int8.")
 @click.option("--allow-float-ops", is_flag=True,
               help="TFLite only. Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")

@@ -149,7 +149,7 @@ def build(
     per_tensor: bool = False,
     allow_float_ops: bool = False,
     diagnose: bool = True,
-    rescue: bool = True,
+    rescue: bool | None = None,
     gate_overrides: dict | None = None,
     force: bool = False,
     seed: int = DEFAULT_SEED,
@@ -186,6 +186,7 @@ def build(
         rescue: for int8, replace the calibrator's min/max activation ranges with least-error
             clipping and, when the gate still fails, keep the blocks that hurt the logits most in
             float (searched on the calibration photos); ``False`` gives the plain converter's int8.
+            ``None`` (the default) means on; an explicit value needs a TFLite int8 export.
         diagnose: measure every int8 layer's quantization error with TFLite's
             QuantizationDebugger (about 10 s for V2 at 224) and chart the worst.
         gate_overrides: :class:`~mobile_export.validate.parity.Gate` fields to override.
@@ -220,7 +221,7 @@ def build(
     modes = list(dict.fromkeys(quant))
     if not modes:
         raise BuildOptionError("No quantization mode given; pass --quant fp32 or --quant int8.")
-    plan = _plan_exports(targets, modes)
+    plan, skipped = _plan_exports(targets, modes)
     tflite_modes = [mode for target, mode in plan if target == "tflite"]
     if "tflite" not in targets:
         tflite_flags = [flag for flag, value in (("--io-type", io_type), ("--per-tensor", per_tensor),
@@ -243,6 +244,9 @@ def build(
             "--target coreml needs coremltools, which is not installed; run pip install 'coremltools>=9.0,<10' "
             "scikit-learn (both are mobile-export dependencies)."
         )
+    if rescue is not None and "int8" not in tflite_modes:
+        flag = "--rescue" if rescue else "--no-rescue"
+        raise BuildOptionError(f"{flag} applies to TFLite int8 exports only; add --target tflite --quant int8 or drop it.")
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
@@ -353,7 +357,8 @@ def build(
         "output_range": output_range,
         "io_types": io_types,
         "diagnose": diagnose,
-        "rescue": rescue,
+        "rescue": rescue is not False,
+        "skipped": skipped,
         "calibration_reference": calibration_reference,
         "cost": _cost(float_model),
         "per_tensor": per_tensor,
@@ -408,18 +413,20 @@ def build(
     return result
 
 
-def _plan_exports(targets: Sequence[str], modes: Sequence[str]) -> list[tuple[str, str]]:
-    """Return the ``(target, mode)`` pairs to export, mode by mode, so that one table compares targets.
+def _plan_exports(targets: Sequence[str], modes: Sequence[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Return the ``(target, mode)`` pairs to export, and the exports skipped here with the reason.
+
+    Pairs come mode by mode, so that one table compares targets.
 
     A mode that none of the targets has, or one that no target can build on this machine, raises
     :class:`BuildOptionError`. A mode that only some targets can build here is logged and skipped for
-    the others.
+    the others; ``skipped`` maps its export name (``coreml-int8``) to the reason.
     """
     from mobile_export.convert.coreml import COREML_MODES, unavailable_reason
     from mobile_export.convert.tflite import QUANT_MODES
 
     tables = {"tflite": QUANT_MODES, "coreml": COREML_MODES}
-    plan = []
+    plan, skipped = [], {}
     for mode in modes:
         having = [target for target in targets if mode in tables[target]]
         if not having:
@@ -436,8 +443,9 @@ def _plan_exports(targets: Sequence[str], modes: Sequence[str]) -> list[tuple[st
                 raise BuildOptionError(reason)
             else:
                 log.warning("skipping coreml-%s: %s", mode, reason)
+                skipped[f"coreml-{mode}"] = reason
         plan.extend((target, mode) for target in buildable)
-    return plan
+    return plan, skipped
 
 
 def _gate_key(target: str, mode: str) -> str:
@@ -1030,6 +1038,7 @@ def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
         "pretrained": context["source"].pretrained,
         "passed": result.passed,
         "exports": summary_rows(result),
+        "skipped": context["skipped"],
         "float_model": FLOAT_MODEL,
         "seconds": round(result.seconds, 1),
         "command": context["command"],
@@ -1039,6 +1048,7 @@ def _write_summary(staging: Path, result: BuildResult, context: dict) -> None:
     parity = {export.folder.name: export.parity for export in result.exports}
     (staging / "parity.json").write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
     weights_note = "" if context["source"].pretrained else "\n\nWeights: random initialization, not a trained model.\n"
+    weights_note += "".join(f"\n\nNot built here: {name}. {reason}\n" for name, reason in context["skipped"].items())
     text = (
         f"# mobile-export build: {context['source'].file_stem}\n\n{summary_table(result)}\n"
         f"{weights_note}\nEach export folder holds the model (a .tflite file or an .mlpackage folder), labels.txt, "

@@ -177,6 +177,15 @@ def test_build_rejects_calibration_data_without_calibration(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flag", ["--no-rescue", "--rescue"])
+def test_build_rejects_rescue_flag_without_int8(tmp_path, flag):
+    result = _run("build", "--quant", "fp16", flag, "--out", str(tmp_path / "out"))
+
+    assert result.exit_code == 2
+    assert f"{flag} applies to TFLite int8 exports only" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_build_out_under_a_file(tmp_path):
     (tmp_path / "photo.jpg").write_bytes(b"x")
 

@@ -63,16 +63,31 @@ def test_cli_w8a8_error_is_one_line(tmp_path):
 
 @on_linux
 def test_plan_skips_w8a8_beside_tflite():
-    assert pipeline._plan_exports(["tflite", "coreml"], ["int8", "fp32"]) == [
-        ("tflite", "int8"),
-        ("tflite", "fp32"),
-        ("coreml", "fp32"),
-    ]
+    plan, skipped = pipeline._plan_exports(["tflite", "coreml"], ["int8", "fp32"])
+
+    assert plan == [("tflite", "int8"), ("tflite", "fp32"), ("coreml", "fp32")]
+    assert list(skipped) == ["coreml-int8"]
+    assert "macOS" in skipped["coreml-int8"] and "int8-weights" in skipped["coreml-int8"]
+
+
+@on_linux
+def test_summary_names_the_export_skipped_here(tmp_path):
+    result = _build(
+        out=tmp_path / "out", targets=["tflite", "coreml"], quant=["int8"], diagnose=False,
+        arch="mobilenet_v1", alpha=0.25, resolution=64, weights="random",
+    )
+
+    assert [(export.target, export.mode) for export in result.exports] == [("tflite", "int8")]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["skipped"]) == ["coreml-int8"]
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "Not built here: coreml-int8." in text and "--quant int8-weights" in text
 
 
 def test_plan_is_mode_major():
-    plan = pipeline._plan_exports(["coreml", "tflite"], ["fp16", "palette4", "dynamic"])
+    plan, skipped = pipeline._plan_exports(["coreml", "tflite"], ["fp16", "palette4", "dynamic"])
 
+    assert skipped == {}
     assert plan == [("coreml", "fp16"), ("tflite", "fp16"), ("coreml", "palette4"), ("tflite", "dynamic")]
 
 
