@@ -74,7 +74,8 @@ class InputContract:
             "normalization": "inside the model",
             "resize": {
                 "method": RESIZE_METHOD,
-                "shorter_side": "round(size * den / num), the other side keeps the photo's aspect, rounded half up",
+                "shorter_side": "round(size * crop_fraction_denominator / crop_fraction_numerator), the other side keeps the "
+                "photo's aspect, rounded half up",
                 "crop_fraction": float(self.crop_fraction),
                 "crop_fraction_numerator": self.crop_fraction.numerator,
                 "crop_fraction_denominator": self.crop_fraction.denominator,

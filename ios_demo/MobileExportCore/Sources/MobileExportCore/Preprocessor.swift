@@ -4,8 +4,9 @@ import Foundation
 ///
 /// The algorithm is the export's input contract (`mobile_export/contract.py`):
 ///
-/// 1. Resize size: with `round(a / b) = (2a + b) / (2b)` in integers, if
-///    `photoWidth * height >= photoHeight * width` then `resizedHeight = round(height * den / num)` and
+/// 1. Resize size: with `num / den` the crop fraction and `round(a / b) = (2a + b) / (2b)` in
+///    integers, if `photoWidth * height >= photoHeight * width` then
+///    `resizedHeight = round(height * den / num)` and
 ///    `resizedWidth = max(width, round(photoWidth * resizedHeight / photoHeight))`; otherwise the same
 ///    with the roles of height and width swapped.
 /// 2. Centre crop: `top = (resizedHeight - height) / 2`, `left = (resizedWidth - width) / 2`.

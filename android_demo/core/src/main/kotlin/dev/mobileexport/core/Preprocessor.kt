@@ -14,8 +14,8 @@ internal class AxisTaps(val first: IntArray, val weights: Array<LongArray>, val 
  * integer arithmetic as `InputContract.prepare` in mobile_export/contract.py, so the bytes match
  * the Python pipeline's exactly.
  *
- * 1. Resize the shorter side (relative to the model's aspect) to `size * den / num`, keeping
- *    the photo's aspect. Every rounding is `round(a / b) = (2a + b) div 2b`, half up.
+ * 1. Resize the shorter side (relative to the model's aspect) to `size * den / num`, where
+ *    `num / den` is the crop fraction, keeping the photo's aspect. Every rounding is `round(a / b) = (2a + b) div 2b`, half up.
  * 2. Centre-crop the model's height x width from the resized image.
  * 3. Filter with a triangle kernel whose support widens to `max(source, resized)` when shrinking,
  *    so every source pixel counts, as in Pillow's BILINEAR. Along an axis of `s` source and `t`
