@@ -105,3 +105,10 @@ def test_staged_folder_refuses_missing_parent(tmp_path):
     with pytest.raises(OutputError, match="does not exist"):
         with staged_folder(tmp_path / "missing" / "out", force=False):
             pass
+
+
+def test_litert_rejects_unknown_kernels():
+    from mobile_export.runtime.litert import LiteRTModel
+
+    with pytest.raises(ValueError, match="expected one of xnnpack, reference"):
+        LiteRTModel(b"", kernels="gpu")

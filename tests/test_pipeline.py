@@ -157,6 +157,24 @@ def test_int8_report_says_how_many_answers_changed(real_build):
     assert export.parity["top1_agreement"] >= 0.7
 
 
+def test_int8_lists_answers_that_move_on_reference_kernels(real_build, validation_photos):
+    export = _export(real_build, "int8")
+    kernels = export.parity["reference_kernels"]
+    outputs = LiteRTModel(export.model_file, kernels="reference").run_all(validation_photos.pixels)
+    rows = export.parity["per_image"]
+    moved = [row["image"] for row, output in zip(rows, outputs) if int(np.argmax(output)) != row["export_top1"]]
+
+    assert kernels["photos"] == 13
+    assert kernels["answers_differ"] == moved
+    assert kernels["top1_agreement"] >= 0.7
+    assert 0.0 < kernels["max_abs_difference_from_xnnpack"] < 5.0
+    assert "## Reference kernels" in (export.folder / "parity.md").read_text()
+
+
+def test_fp32_has_no_reference_kernel_run(real_build):
+    assert "reference_kernels" not in _export(real_build, "fp32").parity
+
+
 @pytest.mark.parametrize(("photo", "expected"), sorted(REFERENCE_CLASSES.items()))
 def test_fp32_tflite_gives_reference_classes(real_build, validation_photos, photo, expected):
     runner = LiteRTModel(_export(real_build, "fp32").model_file)

@@ -98,7 +98,11 @@ def test_least_error_ranges_beat_the_calibrators_min_max(v2_at_128):
     before = rescued.parity["recipe"]["rescue"]["validation_before"]
 
     assert plain.parity["recipe"]["activation_ranges"] == "calibrator min/max"
+    assert plain.parity["recipe"]["calibration_sqnr_db"] is None
+    assert rescued.parity["recipe"]["activation_ranges"] == "least-error clipping"
     assert rescued.parity["recipe"]["ranges_narrowed"] > 30
+    scores = rescued.parity["recipe"]["calibration_sqnr_db"]
+    assert scores["least_error"] > scores["calibrator"] + 2.0
     assert before["sqnr_db"] > plain.parity["sqnr_db"] + 2.0
 
 

@@ -123,6 +123,14 @@ class Calibrated:
     per_tensor: bool
     log_path: Path
     range_changes: list = dataclasses.field(default_factory=list)
+    # The calibrator's own min/max flatbuffer, kept when ``content`` holds refined ranges.
+    calibrator_content: bytes | None = None
+
+    def with_calibrator_ranges(self) -> Calibrated:
+        """Return this calibration with the calibrator's min/max ranges in place of the refined ones."""
+        if self.calibrator_content is None:
+            return self
+        return dataclasses.replace(self, content=self.calibrator_content, range_changes=[], calibrator_content=None)
 
 
 ACTIVATION_RANGES = ("mse", "minmax")
@@ -202,13 +210,13 @@ def calibrate(
     converter._experimental_calibrate_only = True
     with captured_output(log_path), _conversion_errors(mode, log_path):
         content = converter.convert()
-    changes = []
-    if refine_ranges:
-        content, changes = ranges.refine(content, representative)
-    return Calibrated(
-        content=content, mode=mode, io_type=io_type or mode.io_types[0], per_tensor=per_tensor,
-        log_path=log_path, range_changes=changes,
+    calibrated = Calibrated(
+        content=content, mode=mode, io_type=io_type or mode.io_types[0], per_tensor=per_tensor, log_path=log_path
     )
+    if not refine_ranges:
+        return calibrated
+    refined, changes = ranges.refine(content, representative)
+    return dataclasses.replace(calibrated, content=refined, range_changes=changes, calibrator_content=content)
 
 
 def quantize(calibrated: Calibrated, *, float_nodes: Sequence[str] = ()) -> bytes:

@@ -96,6 +96,7 @@ def render_markdown(record: dict) -> str:
         )
     lines += ["", "![float against exported outputs](scatter.png)", ""]
     lines += _recipe_lines(record.get("recipe"))
+    lines += _kernel_lines(record.get("reference_kernels"))
     for key, title in (("fp16_compute", "With float16 compute"), ("native", "Native Core ML predict")):
         other = record.get(key)
         if other:
@@ -128,6 +129,23 @@ def render_markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _kernel_lines(kernels: dict | None) -> list[str]:
+    """Compare the export on LiteRT's reference kernels with the XNNPACK run the table above comes from."""
+    if not kernels:
+        return []
+    differ = ", ".join(kernels["answers_differ"]) or "none"
+    return [
+        "## Reference kernels",
+        "",
+        f"The table above comes from LiteRT's default XNNPACK kernels for this CPU. On LiteRT's reference "
+        f"kernels, over {kernels['photos']} photos: top-1 agreement {kernels['top1_agreement']:.2f}, cosine min "
+        f"{kernels['cosine_min']:.4f}, SQNR {kernels['sqnr_db']:.1f} dB. Outputs differ from XNNPACK's by up to "
+        f"{kernels['max_abs_difference_from_xnnpack']:.3g}. Photos whose top-1 answer differs between the two: "
+        f"{differ}. Such answers sit near a tie and may differ on a phone's kernels too.",
+        "",
+    ]
+
+
 def _recipe_lines(recipe: dict | None) -> list[str]:
     """Describe how an int8 export was quantized and, when the rescue searched, what it kept in float."""
     if not recipe:
@@ -138,6 +156,12 @@ def _recipe_lines(recipe: dict | None) -> list[str]:
         f"Activation ranges: {recipe['activation_ranges']} ({recipe['ranges_narrowed']} tensors narrowed).",
         "",
     ]
+    scores = recipe.get("calibration_sqnr_db")
+    if scores:
+        lines[-1:-1] = [
+            f"On calibration samples the output SQNR was {scores['least_error']:.1f} dB with least-error ranges "
+            f"and {scores['calibrator']:.1f} dB with the calibrator's min/max; the better one was kept."
+        ]
     rescue = recipe.get("rescue")
     if not rescue:
         return lines

@@ -11,20 +11,31 @@ from pathlib import Path
 import numpy as np
 
 
-class LiteRTModel:
-    """A loaded .tflite model: ``run(pixels)`` maps one HxWx3 uint8 image to float outputs."""
+KERNELS = ("xnnpack", "reference")
 
-    def __init__(self, model: Path | bytes, *, num_threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
+
+class LiteRTModel:
+    """A loaded .tflite model: ``run(pixels)`` maps one HxWx3 uint8 image to float outputs.
+
+    ``kernels="xnnpack"`` is LiteRT's default: the XNNPACK delegate takes the ops it supports,
+    with micro-kernels chosen for this CPU's instruction set. ``"reference"`` runs LiteRT's
+    reference kernels, plain C++ written to define each op's result, about 40 times slower.
+    """
+
+    def __init__(self, model: Path | bytes, *, num_threads: int = 2, kernels: str = "xnnpack"):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from mobile_export._tf import captured_output
 
+        if kernels not in KERNELS:
+            raise ValueError(f"Kernels {kernels!r}: expected one of {', '.join(KERNELS)}.")
+        resolver = OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_REF
+        source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
         # LiteRT announces its XNNPACK delegate on descriptor 2; keep that off the terminal.
         with captured_output(None):
-            if isinstance(model, (bytes, bytearray)):
-                self._interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-            else:
-                self._interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+            self._interpreter = Interpreter(
+                **source, num_threads=num_threads, experimental_op_resolver_type=resolver
+            )
             self._interpreter.allocate_tensors()
         (self.input,) = self._interpreter.get_input_details()
         (self.output,) = self._interpreter.get_output_details()
