@@ -44,6 +44,8 @@ class _Console:
         self.interactive = self.stream.isatty()
         self.start = time.perf_counter()
         self._progress_open = False
+        # Warnings are marked as they happen and repeated under the final table, where they are seen.
+        self.warnings: list[str] = []
 
     def progress(self, stage: str, done: int, total: int) -> None:
         if not self.interactive:
@@ -54,13 +56,22 @@ class _Console:
             self.stream.write("\r\033[K")
         self.stream.flush()
 
+    def repeat_warnings(self) -> None:
+        """Print the build's warnings again, one per line, after its final table."""
+        for message in self.warnings:
+            click.echo(f"Warning: {message}")
+
     def handler(self) -> logging.Handler:
         console = self
 
         class _Handler(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
                 elapsed = time.perf_counter() - console.start
-                console.stream.write(f"[{elapsed:6.1f}s] {record.getMessage()}\n")
+                message = record.getMessage()
+                if record.levelno >= logging.WARNING:
+                    console.warnings.append(message)
+                    message = f"warning: {message}"
+                console.stream.write(f"[{elapsed:6.1f}s] {message}\n")
 
         return _Handler()
 
@@ -127,12 +138,14 @@ def _exit_on_terminate(signum, frame) -> None:
               "float32) exports; fp16 and dynamic keep float32.")
 @click.option("--per-tensor", is_flag=True, help="TFLite only. One weight scale per tensor instead of per channel (loses accuracy).")
 @click.option("--diagnose/--no-diagnose", default=True, show_default=True,
-              help="Measure each int8 layer's quantization error and chart the worst (a few seconds).")
+              help="TFLite int8: measure each layer's quantization error and chart the worst (a few seconds); "
+              "other modes ignore it.")
 @click.option("--rescue/--no-rescue", default=None,
-              help="TFLite int8, on by default: least-error activation ranges, and if the gate still fails, keep the blocks that hurt "
-              "most in float; --no-rescue gives the plain converter's int8.")
+              help="TFLite int8, on by default: least-error activation ranges where they score better on calibration "
+              "samples, and if the gate still fails, keep the blocks that hurt most in float; --no-rescue gives the "
+              "plain converter's int8.")
 @click.option("--allow-float-ops", is_flag=True,
-              help="TFLite only. Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
+              help="TFLite int8 and int16x8. Run ops that a mode has no integer kernel for (int16x8: HARD_SWISH) in float.")
 @click.option("--min-top1", type=click.FloatRange(0, 1), default=None, help="Override the gate: minimum top-1 agreement.")
 @click.option("--min-top5", type=click.FloatRange(0, 1), default=None,
               help="Override the gate: minimum share of photos whose float top-1 is in the export's top 5.")
@@ -189,6 +202,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         )
     except pipeline.ParityGateError as error:
         click.echo(pipeline.summary_table(error.result))
+        console.repeat_warnings()
         skipped = " Nothing was bundled; the apps are unchanged." if apps else ""
         raise GateFailed(f"{error}{skipped}") from None
     except _user_errors() as error:
@@ -199,6 +213,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         logger.handlers = []
 
     click.echo(pipeline.summary_table(result))
+    console.repeat_warnings()
     if not result.exports[0].parity["pretrained"]:
         click.echo("\nWarning: these exports have random weights, not a trained model; their labels mean nothing.")
     click.echo(f"\nWrote {result.out} in {result.seconds:.0f} s; all parity gates passed.")

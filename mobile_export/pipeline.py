@@ -246,7 +246,13 @@ def build(
         )
     if rescue is not None and "int8" not in tflite_modes:
         flag = "--rescue" if rescue else "--no-rescue"
-        raise BuildOptionError(f"{flag} applies to TFLite int8 exports only; add --target tflite --quant int8 or drop it.")
+        missing = "--quant int8" if "tflite" in targets else "--target tflite --quant int8"
+        raise BuildOptionError(f"{flag} applies to TFLite int8 exports only; add {missing} or drop it.")
+    if allow_float_ops and "tflite" in targets and not any(QUANT_MODES[mode].needs_calibration for mode in tflite_modes):
+        raise BuildOptionError(
+            "--allow-float-ops applies to TFLite int8 and int16x8, whose integer kernels some ops lack; "
+            f"{', '.join(tflite_modes)} already compute in float, so drop it."
+        )
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
         raise BuildOptionError(f"Calibration samples must be at least 1, got {samples}.")
@@ -689,12 +695,23 @@ def _reference_kernels(content: bytes, name: str, exported, reference, names, co
     metrics = compare(
         reference[:count], outputs, names=names[:count], labels=context["labels"], output_limits=runner.output_limits()
     )
-    differ = [names[index] for index in range(count) if np.argmax(outputs[index]) != np.argmax(exported[index])]
+    labels = context["labels"]
+
+    def answer(row) -> str:
+        index = int(np.argmax(row))
+        return f"{index} {labels[index]}" if index < len(labels) else str(index)
+
+    differ = [
+        {"image": names[index], "xnnpack": answer(exported[index]), "reference": answer(outputs[index])}
+        for index in range(count)
+        if np.argmax(outputs[index]) != np.argmax(exported[index])
+    ]
     if differ:
+        shown = ", ".join(f"{row['image']} ({row['xnnpack']} / {row['reference']})" for row in differ[:3])
         log.warning(
-            "%s: %d of %d photos change their top-1 answer between XNNPACK and LiteRT's reference kernels (%s); "
+            "%s: %d of %d photos give another top-1 answer on LiteRT's reference kernels than on XNNPACK: %s%s; "
             "answers this close to a tie may differ on phones too",
-            name, len(differ), count, ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else ""),
+            name, len(differ), count, shown, ", ..." if len(differ) > 3 else "",
         )
     return {
         "photos": count,

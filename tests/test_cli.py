@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,24 @@ def test_random_weights_are_marked(small_build):
     assert "random initialization" in (out / "summary.md").read_text()
 
 
+def test_build_repeats_warnings_under_the_table(tmp_path):
+    from mobile_export.data import bundled_photos, list_images
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in list_images(bundled_photos("calibration"))[:3]:
+        shutil.copy(path, photos / path.name)
+
+    result = _run(
+        "build", "--out", str(tmp_path / "out"), *SMALL, "--quant", "int8", "--no-diagnose",
+        "--calibration-data", str(photos), "--calibration-samples", "8",
+    )
+
+    assert result.exit_code in (0, 3), result.output
+    table_end = result.stdout.index("| tflite-int8 |")
+    assert "Warning: calibration: only 3 calibration photos" in result.stdout[table_end:]
+
+
 def test_predict_json(small_build, tmp_path):
     from PIL import Image
 
@@ -182,7 +201,16 @@ def test_build_rejects_rescue_flag_without_int8(tmp_path, flag):
     result = _run("build", "--quant", "fp16", flag, "--out", str(tmp_path / "out"))
 
     assert result.exit_code == 2
-    assert f"{flag} applies to TFLite int8 exports only" in result.output
+    assert f"{flag} applies to TFLite int8 exports only; add --quant int8 or drop it." in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_rejects_allow_float_ops_for_float_modes(tmp_path):
+    result = _run("build", "--quant", "fp16", "--quant", "dynamic", "--allow-float-ops", "--out", str(tmp_path / "out"))
+
+    assert result.exit_code == 2
+    assert "--allow-float-ops applies to TFLite int8 and int16x8" in result.output
+    assert "fp16, dynamic already compute in float" in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -95,7 +95,7 @@ def render_markdown(record: dict) -> str:
             f"{row['export_top1']} {row['export_top1_label']}{mark} | {row['cosine']:.4f} | {row['sqnr_db']:.1f} |"
         )
     lines += ["", "![float against exported outputs](scatter.png)", ""]
-    lines += _recipe_lines(record.get("recipe"))
+    lines += _recipe_lines(record.get("recipe"), record)
     lines += _kernel_lines(record.get("reference_kernels"))
     for key, title in (("fp16_compute", "With float16 compute"), ("native", "Native Core ML predict")):
         other = record.get(key)
@@ -133,20 +133,30 @@ def _kernel_lines(kernels: dict | None) -> list[str]:
     """Compare the export on LiteRT's reference kernels with the XNNPACK run the table above comes from."""
     if not kernels:
         return []
-    differ = ", ".join(kernels["answers_differ"]) or "none"
-    return [
+    photos = kernels["photos"]
+    kept = round(kernels["top1_agreement"] * photos)
+    lines = [
         "## Reference kernels",
         "",
         f"The table above comes from LiteRT's default XNNPACK kernels for this CPU. On LiteRT's reference "
-        f"kernels, over {kernels['photos']} photos: top-1 agreement {kernels['top1_agreement']:.2f}, cosine min "
-        f"{kernels['cosine_min']:.4f}, SQNR {kernels['sqnr_db']:.1f} dB. Outputs differ from XNNPACK's by up to "
-        f"{kernels['max_abs_difference_from_xnnpack']:.3g}. Photos whose top-1 answer differs between the two: "
-        f"{differ}. Such answers sit near a tie and may differ on a phone's kernels too.",
+        f"kernels, over {photos} photos: top-1 kept {kept}/{photos}, cosine min {kernels['cosine_min']:.4f}, "
+        f"SQNR {kernels['sqnr_db']:.1f} dB. Outputs differ from XNNPACK's by up to "
+        f"{kernels['max_abs_difference_from_xnnpack']:.3g}.",
         "",
     ]
+    if not kernels["answers_differ"]:
+        return lines + ["Every photo has the same top-1 answer on both kernels.", ""]
+    lines += [
+        "These photos' answers depend on the kernels. They sit near a tie and may differ on a phone too:",
+        "",
+        "| photo | XNNPACK top-1 | reference top-1 |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {row['image']} | {row['xnnpack']} | {row['reference']} |" for row in kernels["answers_differ"]]
+    return lines + [""]
 
 
-def _recipe_lines(recipe: dict | None) -> list[str]:
+def _recipe_lines(recipe: dict | None, record: dict) -> list[str]:
     """Describe how an int8 export was quantized and, when the rescue searched, what it kept in float."""
     if not recipe:
         return []
@@ -176,11 +186,22 @@ def _recipe_lines(recipe: dict | None) -> list[str]:
         "",
     ]
     if "size_bytes_after" in cost:
+        images = record["images"]
+        kept_before = round(before["top1_agreement"] * images)
+        kept_after = images - record["top1_changed"]
         lines += [
-            "| | size MB | latency ms, 1 thread |",
-            "|---|---|---|",
-            f"| every layer int8 | {cost['size_bytes_before'] / 1e6:.2f} | {cost['latency_ms_before']:.2f} |",
-            f"| rescued | {cost['size_bytes_after'] / 1e6:.2f} | {cost['latency_ms_after']:.2f} |",
+            "| | top-1 kept | SQNR dB | size MB | latency ms, 1 thread |",
+            "|---|---|---|---|---|",
+            f"| every layer int8 | {kept_before}/{images} | {before['sqnr_db']:.1f} | "
+            f"{cost['size_bytes_before'] / 1e6:.2f} | {cost['latency_ms_before']:.2f} |",
+            f"| rescued | {kept_after}/{images} | {record['sqnr_db']:.1f} | "
+            f"{cost['size_bytes_after'] / 1e6:.2f} | {cost['latency_ms_after']:.2f} |",
             "",
         ]
+        if kept_after < kept_before:
+            lines += [
+                f"The rescue chose its blocks on calibration samples, and on the validation photos it kept "
+                f"{kept_before - kept_after} answer(s) fewer than every layer int8 did.",
+                "",
+            ]
     return lines
