@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -74,6 +75,15 @@ class _Console:
                 console.stream.write(f"[{elapsed:6.1f}s] {message}\n")
 
         return _Handler()
+
+
+def _program() -> str:
+    """Return how this run invoked mobile-export, such as ``.venv/bin/mobile-export``, for hints to copy."""
+    invoked = sys.argv[0] if sys.argv else ""
+    on_path = shutil.which("mobile-export")
+    if os.path.basename(invoked) == "mobile-export" and os.sep in invoked and on_path != os.path.abspath(invoked):
+        return invoked
+    return "mobile-export"
 
 
 def _usage_error(error: Exception) -> click.UsageError:
@@ -229,7 +239,7 @@ def build(arch, alpha, resolution, targets, quant, minimalistic, weights, model_
         except bundle_module.BundleError as error:
             raise _usage_error(error) from None
         _echo_bundled(written)
-    click.echo(f"Next: mobile-export predict {first.folder} PHOTO.jpg")
+    click.echo(f"Next: {_program()} predict {first.folder} PHOTO.jpg")
 
 
 def _bundle_apps(targets) -> dict:
