@@ -22,17 +22,15 @@ Steps, all from one seed:
 The validation photos are in the training pool, so agreement on them measures unseen views of
 seen photos. The held-out augmented inputs are the measure of generalization.
 
-The fixture in tests/data came from this command (25 minutes on 2 shared CPU cores, with
-TensorFlow 2.21 and Keras 3.15):
+The fixtures in tests/data came from these commands, with TensorFlow 2.21 and Keras 3.15 on 2
+shared CPU cores (25 and 50 minutes):
     nice -n 10 python benchmarks/distil_v3.py --arch mobilenet_v3_small \
         --out tests/data/v3_small_distilled.npz
+    nice -n 19 python benchmarks/distil_v3.py --arch mobilenet_v3_large --alpha 0.75 \
+        --max-epochs 12 --max-minutes 80 --patience 4 --out tests/data/v3_large_075_distilled.npz
 Each run also writes its per-epoch history next to the checkpoint (``.json``). The time limit
 makes a slow machine stop at an earlier epoch, and so give other weights; raise ``--max-minutes``
 to reproduce a fixture.
-
-NOTE: V3-Large has no fixture yet. At alpha 0.75 with ``--max-epochs 5`` (500 steps, 27 minutes)
-it agreed with the teacher on 2 of 13 validation photos and 8% of held-out inputs. V3-Small
-needed about 500 steps before its agreement rose, so Large likely needs 10 epochs or more.
 """
 
 from __future__ import annotations

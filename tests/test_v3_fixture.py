@@ -18,7 +18,12 @@ DATA = Path(__file__).parent / "data"
 # teacher, and the int8 export's median logits SQNR in dB, both measured when the fixture was made
 # (tests/data/README.md), less a margin. Random weights agree on no photo.
 FIXTURES = {
-    "mobilenet_v3_small": {"file": "v3_small_distilled.npz", "min_agreeing_photos": 8, "min_int8_sqnr_db": 25.0},
+    "mobilenet_v3_small": {
+        "file": "v3_small_distilled.npz", "alpha": 1.0, "min_agreeing_photos": 8, "min_int8_sqnr_db": 25.0,
+    },
+    "mobilenet_v3_large": {
+        "file": "v3_large_075_distilled.npz", "alpha": 0.75, "min_agreeing_photos": 8, "min_int8_sqnr_db": 23.0,
+    },
 }
 
 
@@ -27,7 +32,9 @@ def _load(arch):
     from mobile_export.models.weights import load_weights, resolve_weights
 
     spec = resolve_weights(arch, str(DATA / FIXTURES[arch]["file"]))
-    model = registry.get(arch).build(alpha=1.0, input_shape=(224, 224), conventions=spec.conventions, batch_size=1)
+    model = registry.get(arch).build(
+        alpha=FIXTURES[arch]["alpha"], input_shape=(224, 224), conventions=spec.conventions, batch_size=1
+    )
     load_weights(model, spec)
     return model
 
@@ -49,6 +56,7 @@ def test_fixture_int8_sqnr(arch, tmp_path):
         result = pipeline.build(
             out=tmp_path / "out",
             arch=arch,
+            alpha=FIXTURES[arch]["alpha"],
             weights=str(DATA / FIXTURES[arch]["file"]),
             quant=["int8"],
             diagnose=False,
