@@ -582,7 +582,8 @@ def _export_tflite(staging: Path, model, mode, gate, reference: np.ndarray, cont
     model_file = folder / f"{context['source'].file_stem}_{mode.name}{suffix.replace('-', '_')}.tflite"
     model_file.write_bytes(content)
     log.info("%s: %s, %.2f MB with metadata and labels", name, model_file.name, len(content) / 1e6)
-    float_ops = runner.float_ops() if context["allow_float_ops"] or rescue else {}
+    # fp16 and dynamic compute in float by design; only integer modes report ops left in float.
+    float_ops = runner.float_ops() if mode.needs_calibration and (context["allow_float_ops"] or rescue) else {}
     if float_ops:
         log.warning(
             "%s: ops running in float: %s", name, ", ".join(f"{count} {op}" for op, count in float_ops.items())
