@@ -111,17 +111,22 @@ def test_int16x8_runs_hard_swish_in_float_when_allowed(tmp_path):
         alpha=0.75,
         resolution=64,
         weights="random",
-        quant=["int16x8"],
+        quant=["int16x8", "dynamic"],
         allow_float_ops=True,
         calibration_samples=8,
         gate_overrides=_loose(),
     )
-    (export,) = result.exports
+    export, dynamic = result.exports
     runner = LiteRTModel(export.model_file)
-    ops = {op["op_name"] for op in runner._interpreter._get_ops_details()}
+    names = [op["op_name"] for op in runner._interpreter._get_ops_details()]
+    ops = set(names)
 
     assert _manifest(export)["model"]["float_ops_allowed"] is True
     assert "DEQUANTIZE" in ops or "HARD_SWISH" in ops
+    assert export.parity["float_ops"] == {"HARD_SWISH": names.count("HARD_SWISH")}
+    assert names.count("HARD_SWISH") > 0
+    # Dynamic range computes in float by design, so it lists no ops as left in float.
+    assert dynamic.parity["float_ops"] == {}
 
 
 @pytest.mark.slow
