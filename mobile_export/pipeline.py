@@ -251,7 +251,7 @@ def build(
     if allow_float_ops and "tflite" in targets and not any(QUANT_MODES[mode].needs_calibration for mode in tflite_modes):
         raise BuildOptionError(
             "--allow-float-ops applies to TFLite int8 and int16x8, whose integer kernels some ops lack; "
-            f"{', '.join(tflite_modes)} already compute in float, so drop it."
+            f"it changes nothing for {', '.join(tflite_modes)}, so drop it."
         )
     samples = DEFAULT_SAMPLES if calibration_samples is None else int(calibration_samples)
     if samples < 1:
@@ -708,10 +708,12 @@ def _reference_kernels(content: bytes, name: str, exported, reference, names, co
         if np.argmax(outputs[index]) != np.argmax(exported[index])
     ]
     if differ:
-        examples = ", ".join(f"{row['image']} ({row['xnnpack']} / {row['reference']})" for row in differ[:3])
+        examples = ", ".join(
+            f"{row['image']} (XNNPACK {row['xnnpack']}, reference {row['reference']})" for row in differ[:3]
+        )
         log.warning(
-            "%s: %d of %d photos give another top-1 answer on LiteRT's reference kernels than on XNNPACK: %s%s; "
-            "answers this close to a tie may differ on phones too",
+            "%s: the top-1 answer of %d of %d photos depends on the kernels: %s%s. Answers this close to a tie "
+            "may differ on phones too; see 'Reference kernels' in parity.md",
             name, len(differ), count, examples, ", ..." if len(differ) > 3 else "",
         )
     return {

@@ -210,7 +210,7 @@ def test_build_rejects_allow_float_ops_for_float_modes(tmp_path):
 
     assert result.exit_code == 2
     assert "--allow-float-ops applies to TFLite int8 and int16x8" in result.output
-    assert "fp16, dynamic already compute in float" in result.output
+    assert "it changes nothing for fp16, dynamic, so drop it." in result.output
     assert not (tmp_path / "out").exists()
 
 

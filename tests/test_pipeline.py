@@ -153,6 +153,7 @@ def test_int8_report_says_how_many_answers_changed(real_build):
     changed = export.parity["top1_changed"]
 
     assert f"{changed} of 13 validation photos changed their top-1 answer" in text
+    assert "No block search: every layer is int8" in text
     assert export.parity["sqnr_db"] > 9.0
     assert export.parity["top1_agreement"] >= 0.7
 

@@ -141,7 +141,7 @@ def _kernel_lines(kernels: dict | None) -> list[str]:
         f"The table above comes from LiteRT's default XNNPACK kernels for this CPU. On LiteRT's reference "
         f"kernels, over {photos} photos: top-1 kept {kept}/{photos}, cosine min {kernels['cosine_min']:.4f}, "
         f"SQNR {kernels['sqnr_db']:.1f} dB. Outputs differ from XNNPACK's by up to "
-        f"{kernels['max_abs_difference_from_xnnpack']:.3g}.",
+        f"{kernels['max_abs_difference_from_xnnpack']:.3g} (in output units).",
         "",
     ]
     if not kernels["answers_differ"]:
@@ -174,6 +174,8 @@ def _recipe_lines(recipe: dict | None, record: dict) -> list[str]:
         ]
     rescue = recipe.get("rescue")
     if not rescue:
+        if recipe["activation_ranges"] != "calibrator min/max" or scores:
+            lines += ["No block search: every layer is int8, since the gate passed without one or the weights are random.", ""]
         return lines
     before, cost = rescue["validation_before"], rescue["cost"]
     blocks = ", ".join(rescue["float_blocks"]) or "none"
