@@ -681,11 +681,11 @@ REFERENCE_KERNEL_PHOTOS = 64
 
 
 def _reference_kernels(content: bytes, name: str, exported, reference, names, context: dict) -> dict:
-    """Run an int8 export on LiteRT's reference kernels as well, and name the photos whose answer moves.
+    """Run an int8 export on LiteRT's reference kernels as well, and list the photos whose top-1 class changes.
 
     Integer kernels round differently from one implementation to the next, so a photo whose two
-    best classes are nearly tied can change its answer between XNNPACK on this CPU, the reference
-    kernels, and a phone. Listing those photos shows which answers are not stable.
+    best classes are nearly tied can change its top-1 class between XNNPACK on this CPU, the
+    reference kernels, and a phone. The list shows which results are not stable.
     """
     from mobile_export.runtime.litert import LiteRTModel
     from mobile_export.validate.parity import compare
@@ -693,17 +693,17 @@ def _reference_kernels(content: bytes, name: str, exported, reference, names, co
     count = min(len(names), REFERENCE_KERNEL_PHOTOS)
     runner = LiteRTModel(content, kernels="reference")
     outputs = runner.run_all(context["validation"].pixels[:count])
-    metrics = compare(
-        reference[:count], outputs, names=names[:count], labels=context["labels"], output_limits=runner.output_limits()
-    )
     labels = context["labels"]
+    metrics = compare(
+        reference[:count], outputs, names=names[:count], labels=labels, output_limits=runner.output_limits()
+    )
 
-    def answer(row) -> str:
+    def top1(row) -> str:
         index = int(np.argmax(row))
         return f"{index} {labels[index]}" if index < len(labels) else str(index)
 
     differ = [
-        {"image": names[index], "xnnpack": answer(exported[index]), "reference": answer(outputs[index])}
+        {"image": names[index], "xnnpack": top1(exported[index]), "reference": top1(outputs[index])}
         for index in range(count)
         if np.argmax(outputs[index]) != np.argmax(exported[index])
     ]
@@ -712,7 +712,7 @@ def _reference_kernels(content: bytes, name: str, exported, reference, names, co
             f"{row['image']} (XNNPACK {row['xnnpack']}, reference {row['reference']})" for row in differ[:3]
         )
         log.warning(
-            "%s: the top-1 answer of %d of %d photos depends on the kernels: %s%s. Answers this close to a tie "
+            "%s: the top-1 class of %d of %d photos depends on the kernels: %s%s. Classes this close to a tie "
             "may differ on phones too; see 'Reference kernels' in parity.md",
             name, len(differ), count, examples, ", ..." if len(differ) > 3 else "",
         )

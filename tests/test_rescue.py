@@ -119,5 +119,5 @@ def test_rescue_reports_float_blocks_and_cost(v2_at_128):
     assert record["cost"]["size_bytes_after"] > record["cost"]["size_bytes_before"]
     assert record["cost"]["latency_ms_after"] > 0
     assert manifest["parity"]["passed"] is False
-    kept = 13 - rescued.parity["top1_changed"]
-    assert f"| rescued | {kept}/13 | {rescued.parity['sqnr_db']:.1f} |" in (rescued.folder / "parity.md").read_text()
+    top1_kept = 13 - rescued.parity["top1_changed"]
+    assert f"| rescued | {top1_kept}/13 | {rescued.parity['sqnr_db']:.1f} |" in (rescued.folder / "parity.md").read_text()

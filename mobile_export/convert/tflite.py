@@ -123,7 +123,7 @@ class Calibrated:
     per_tensor: bool
     log_path: Path
     range_changes: list = dataclasses.field(default_factory=list)
-    # The calibrator's own min/max flatbuffer, kept when ``content`` holds refined ranges.
+    # The calibrator's own min/max flatbuffer, kept when ``content`` contains refined ranges.
     calibrator_content: bytes | None = None
 
     def with_calibrator_ranges(self) -> Calibrated:

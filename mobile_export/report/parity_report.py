@@ -134,20 +134,20 @@ def _kernel_lines(kernels: dict | None) -> list[str]:
     if not kernels:
         return []
     photos = kernels["photos"]
-    kept = round(kernels["top1_agreement"] * photos)
+    top1_kept = round(kernels["top1_agreement"] * photos)
     lines = [
         "## Reference kernels",
         "",
         f"The table above comes from LiteRT's default XNNPACK kernels for this CPU. On LiteRT's reference "
-        f"kernels, over {photos} photos: top-1 kept {kept}/{photos}, cosine min {kernels['cosine_min']:.4f}, "
+        f"kernels, over {photos} photos: top-1 kept {top1_kept}/{photos}, cosine min {kernels['cosine_min']:.4f}, "
         f"SQNR {kernels['sqnr_db']:.1f} dB. Outputs differ from XNNPACK's by up to "
         f"{kernels['max_abs_difference_from_xnnpack']:.3g} (in output units).",
         "",
     ]
     if not kernels["answers_differ"]:
-        return lines + ["Every photo has the same top-1 answer on both kernels.", ""]
+        return lines + ["Every photo has the same top-1 class on both kernels.", ""]
     lines += [
-        "These photos' answers depend on the kernels. They sit near a tie and may differ on a phone too:",
+        "These photos' top-1 classes depend on the kernels. They sit near a tie and may differ on a phone too:",
         "",
         "| photo | XNNPACK top-1 | reference top-1 |",
         "|---|---|---|",
@@ -189,21 +189,21 @@ def _recipe_lines(recipe: dict | None, record: dict) -> list[str]:
     ]
     if "size_bytes_after" in cost:
         images = record["images"]
-        kept_before = round(before["top1_agreement"] * images)
-        kept_after = images - record["top1_changed"]
+        top1_before = round(before["top1_agreement"] * images)
+        top1_after = images - record["top1_changed"]
         lines += [
             "| | top-1 kept | SQNR dB | size MB | latency ms, 1 thread |",
             "|---|---|---|---|---|",
-            f"| every layer int8 | {kept_before}/{images} | {before['sqnr_db']:.1f} | "
+            f"| every layer int8 | {top1_before}/{images} | {before['sqnr_db']:.1f} | "
             f"{cost['size_bytes_before'] / 1e6:.2f} | {cost['latency_ms_before']:.2f} |",
-            f"| rescued | {kept_after}/{images} | {record['sqnr_db']:.1f} | "
+            f"| rescued | {top1_after}/{images} | {record['sqnr_db']:.1f} | "
             f"{cost['size_bytes_after'] / 1e6:.2f} | {cost['latency_ms_after']:.2f} |",
             "",
         ]
-        if kept_after < kept_before:
+        if top1_after < top1_before:
             lines += [
                 f"The rescue chose its blocks on calibration samples, and on the validation photos it kept "
-                f"{kept_before - kept_after} answer(s) fewer than every layer int8 did.",
+                f"{top1_before - top1_after} top-1 class(es) fewer than every layer int8 did.",
                 "",
             ]
     return lines
