@@ -19,7 +19,8 @@ class LiteRTModel:
 
     ``kernels="xnnpack"`` is LiteRT's default: the XNNPACK delegate takes the ops it supports,
     with micro-kernels chosen for this CPU's instruction set. ``"reference"`` runs LiteRT's
-    reference kernels, plain C++ written to define each op's result, about 40 times slower.
+    reference kernels, plain C++ written to define each op's result: 270 ms against 7 ms per photo
+    for the int8 V2 at 224 on a 2-core x86-64 machine.
     """
 
     def __init__(self, model: Path | bytes, *, num_threads: int = 2, kernels: str = "xnnpack"):
@@ -28,7 +29,7 @@ class LiteRTModel:
         from mobile_export._tf import captured_output
 
         if kernels not in KERNELS:
-            raise ValueError(f"Kernels {kernels!r}: expected one of {', '.join(KERNELS)}.")
+            raise ValueError(f"Invalid kernels {kernels!r}: expected one of {', '.join(KERNELS)}.")
         resolver = OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_REF
         source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
         # LiteRT announces its XNNPACK delegate on descriptor 2; keep that off the terminal.
